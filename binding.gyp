@@ -1,0 +1,47 @@
+# The same addon as CMakeLists.txt, built with node-gyp (npm run build:gyp) for
+# machines without cmake. Per-ISA kernels are separate static libraries because
+# gyp has no per-source flags.
+{
+  "variables": {
+    "core_sources": [
+      "native/core/tensor.cpp",
+      "native/core/isa.cpp",
+      "native/core/thread_pool.cpp",
+      "native/core/memory_plan.cpp",
+      "native/core/context.cpp",
+      "native/core/ops/conv3d.cpp",
+      "native/core/ops/group_norm.cpp",
+      "native/core/ops/elementwise.cpp",
+      "native/core/kernels/kernel_registry.cpp",
+      "native/core/kernels/kernels_scalar.cpp"
+    ],
+    "common_cflags": ["-std=c++17", "-O3", "-fexceptions", "-fPIC"]
+  },
+  "target_defaults": {
+    "cflags!": ["-fno-exceptions", "-O2"],
+    "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20", "-O2"],
+    "cflags_cc": ["<@(common_cflags)"]
+  },
+  "targets": [
+    {
+      "target_name": "bl_kernels_avx2",
+      "type": "static_library",
+      "sources": ["native/core/kernels/kernels_avx2.cpp"],
+      "cflags_cc": ["-mavx2", "-mfma"]
+    },
+    {
+      "target_name": "bl_kernels_avx512",
+      "type": "static_library",
+      "sources": ["native/core/kernels/kernels_avx512.cpp"],
+      "cflags_cc": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq", "-mfma"]
+    },
+    {
+      "target_name": "brain_ldm",
+      "sources": ["<@(core_sources)", "native/napi/addon.cpp", "native/napi/tensor_arg.cpp"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "BL_HAVE_X86_KERNELS"],
+      "dependencies": ["bl_kernels_avx2", "bl_kernels_avx512"],
+      "libraries": ["-pthread"]
+    }
+  ]
+}

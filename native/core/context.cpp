@@ -1,0 +1,38 @@
+#include "context.h"
+
+#include <atomic>
+#include <chrono>
+
+namespace bl {
+
+const char* core_version() { return "0.1.0"; }
+
+Status Context::create(const ContextOptions& options, std::unique_ptr<Context>* out) {
+  Isa isa;
+  BL_RETURN_IF_ERROR(parse_isa(options.isa, &isa));
+  if (options.threads < 0 || options.threads > 1024)
+    return Status::range_error("threads must be between 0 (auto) and 1024, got " + std::to_string(options.threads));
+  out->reset(new Context(kernels_for(isa), options.threads));
+  return Status::ok();
+}
+
+double Context::probe_peak_gflops(double seconds_per_repeat, int repeats) {
+  const KernelTable& k = kernels();
+  std::atomic<float> sink{0.0f};
+  auto run = [&](int64_t iters) {
+    auto t0 = std::chrono::steady_clock::now();
+    pool_.parallel_for(pool_.size(), [&](int64_t, int64_t, int) { sink = sink + k.peak_probe(iters); });
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  int64_t iters = 1 << 16;
+  while (run(iters) < seconds_per_repeat / 4 && iters < (int64_t(1) << 40)) iters *= 2;
+  double best = 0.0;
+  for (int r = 0; r < repeats; ++r) {
+    double t = run(iters);
+    double gflops = double(iters) * k.peak_flops_per_iter * pool_.size() / t * 1e-9;
+    if (gflops > best) best = gflops;
+  }
+  return best;
+}
+
+}  // namespace bl

@@ -1,0 +1,97 @@
+/** The native addon as a Backend: tensors are JS typed arrays the addon reads in place. */
+import { BackendBase, type ConvParams } from './backend-base.js';
+import { BaseTensor } from './base-tensor.js';
+import { checkHostData } from './validate.js';
+import { loadNativeAddon, type NativeContext, type RawTensor } from './native-binding.js';
+import { DTYPE_CODES, type BackendInfo, type DType } from './types.js';
+
+export class NativeTensor extends BaseTensor {
+  private storage: Float32Array | Uint16Array | null;
+
+  constructor(owner: object, shape: readonly number[], dtype: DType) {
+    super(owner, shape, dtype);
+    const size = shape.reduce((a, b) => a * b, 1);
+    this.storage = dtype === 'float32' ? new Float32Array(size) : new Uint16Array(size);
+  }
+
+  /** The addon's view of this tensor (zero-copy). */
+  raw(): RawTensor {
+    this.assertLive('native tensor');
+    return { data: this.storage!, shape: this.shape, dtype: DTYPE_CODES[this.dtype] };
+  }
+
+  read(): Float32Array | Uint16Array {
+    this.assertLive('read');
+    return this.storage!.slice();
+  }
+
+  write(data: Float32Array | Uint16Array): void {
+    this.assertLive('write');
+    checkHostData('write', 'data', data, this.dtype, this.size);
+    this.storage!.set(data);
+  }
+
+  protected release(): void {
+    this.storage = null;
+  }
+}
+
+export interface NativeBackendOptions {
+  threads?: number;
+  isa?: string;
+}
+
+export class NativeBackend extends BackendBase<NativeTensor> {
+  readonly name = 'native' as const;
+  private readonly context: NativeContext;
+  readonly addonPath: string;
+
+  constructor(options: NativeBackendOptions = {}) {
+    super();
+    const { addon, path } = loadNativeAddon();
+    this.addonPath = path;
+    this.context = new addon.NativeContext({ threads: options.threads, isa: options.isa });
+  }
+
+  info(): BackendInfo {
+    const i = this.context.info();
+    return { backend: 'native', isa: i.isa, threads: i.threads, coreVersion: i.coreVersion, compiler: i.compiler };
+  }
+
+  /** Scratch arena size and how often it was (re)allocated: constant once shapes repeat. */
+  stats(): { scratchBytes: number; scratchAllocations: number } {
+    return this.context.stats();
+  }
+
+  protected allocate(shape: readonly number[], dtype: DType): NativeTensor {
+    return new NativeTensor(this, shape, dtype);
+  }
+
+  protected rawConv3d(x: NativeTensor, w: NativeTensor, b: NativeTensor | null, out: NativeTensor, p: ConvParams): Promise<void> {
+    return this.context.conv3d(x.raw(), w.raw(), b?.raw() ?? null, out.raw(), p.stride, p.padBefore, p.padAfter);
+  }
+
+  protected rawGroupNorm(x: NativeTensor, groups: number, eps: number, weight: NativeTensor | null, bias: NativeTensor | null, silu: boolean, out: NativeTensor): Promise<void> {
+    return this.context.groupNorm(x.raw(), groups, eps, weight?.raw() ?? null, bias?.raw() ?? null, silu, out.raw());
+  }
+
+  protected rawSilu(x: NativeTensor, out: NativeTensor): Promise<void> {
+    return this.context.silu(x.raw(), out.raw());
+  }
+
+  protected rawAdd(a: NativeTensor, b: NativeTensor, out: NativeTensor): Promise<void> {
+    return this.context.add(a.raw(), b.raw(), out.raw());
+  }
+
+  protected rawConcat(xs: readonly NativeTensor[], out: NativeTensor): Promise<void> {
+    return this.context.concat(xs.map((x) => x.raw()), out.raw());
+  }
+
+  protected rawProbePeak(secondsPerRepeat: number): Promise<number> {
+    return this.context.probePeakGflops(secondsPerRepeat, 3);
+  }
+
+  protected async rawDispose(): Promise<void> {
+    this.context.dispose();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The backend contract: every compute backend (native addon, the three wasm
+ * variants, later CUDA) implements it, and every spec in test/ runs against
+ * each backend that loads. Tensors live in backend memory (a JS typed array for
+ * native, the wasm heap for wasm) and stay there between calls.
+ */
+
+export type DType = 'float32' | 'bfloat16' | 'float16';
+
+/** Numeric codes shared with the C++ core (bl::DType). */
+export const DTYPE_CODES: Readonly<Record<DType, number>> = { float32: 0, bfloat16: 1, float16: 2 };
+
+export type BackendName = 'native' | 'wasm-simd-threads' | 'wasm-simd' | 'wasm-scalar' | 'cuda';
+
+/** What `backend` accepts: a concrete backend, `wasm` (best wasm variant) or `auto`. */
+export type BackendRequest = BackendName | 'wasm' | 'auto';
+
+/** Order tried by `auto`, best first. */
+export const AUTO_ORDER: readonly BackendName[] = ['native', 'wasm-simd-threads', 'wasm-simd', 'wasm-scalar'];
+
+export interface BackendOptions {
+  /** Backend to load; default `BRAIN_LDM_BACKEND` or `auto`. */
+  backend?: BackendRequest;
+  /** Worker threads; default `BRAIN_LDM_THREADS` or one per available core. Ignored by single-threaded wasm. */
+  threads?: number;
+  /** Kernel ISA for native: `auto`, `scalar`, `avx2`, `avx512`; default `BRAIN_LDM_ISA` or `auto`. */
+  isa?: string;
+}
+
+export interface BackendInfo {
+  backend: BackendName;
+  /** Kernel ISA in use: avx512, avx2, scalar, simd128. */
+  isa: string;
+  threads: number;
+  coreVersion: string;
+  /** Compiler that built the core, e.g. "gcc 12.2.0" or "emscripten 3.1.6". */
+  compiler: string;
+}
+
+/** An N-d tensor resident in a backend's memory. */
+export interface DeviceTensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly size: number;
+  /** Copies the contents out (float32 -> Float32Array, 16-bit dtypes -> Uint16Array of raw bits). */
+  read(): Float32Array | Uint16Array;
+  /** Copies `data` in; its length must equal `size`. */
+  write(data: Float32Array | Uint16Array): void;
+  /** Frees backend memory now; later use throws. */
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export type Triple = readonly [number, number, number];
+
+export interface Conv3dOptions {
+  /** Stride per spatial dim (D, H, W); default 1. */
+  stride?: number | Triple;
+  /**
+   * Zero padding: a number or triple pads both sides; `{ before, after }` pads
+   * asymmetrically (MONAI's autoencoder downsample pads (0, 1) then convolves with pad 0).
+   */
+  padding?: number | Triple | { before: number | Triple; after: number | Triple };
+  out?: DeviceTensor;
+}
+
+export interface GroupNormOptions {
+  groups: number;
+  /** Default 1e-5 (torch.nn.GroupNorm); MONAI's autoencoder uses 1e-6. */
+  eps?: number;
+  /** Affine scale and shift [C]; both or neither. */
+  weight?: DeviceTensor | null;
+  bias?: DeviceTensor | null;
+  /** Apply SiLU after the affine step in the same pass. */
+  silu?: boolean;
+  out?: DeviceTensor;
+}
+
+export interface OutOption {
+  out?: DeviceTensor;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  info(): BackendInfo;
+  /** New tensor; zero-filled unless `data` is given (copied in). */
+  tensor(shape: readonly number[], data?: Float32Array | Uint16Array, dtype?: DType): DeviceTensor;
+  /** x [N, Cin, D, H, W] * weight [Cout, Cin, KD, KH, KW] (+ bias [Cout]) -> [N, Cout, OD, OH, OW]. */
+  conv3d(input: DeviceTensor, weight: DeviceTensor, bias: DeviceTensor | null, options?: Conv3dOptions): Promise<DeviceTensor>;
+  groupNorm(input: DeviceTensor, options: GroupNormOptions): Promise<DeviceTensor>;
+  silu(input: DeviceTensor, options?: OutOption): Promise<DeviceTensor>;
+  /** a + b, with b the same shape as a or one value per (batch, channel). */
+  add(a: DeviceTensor, b: DeviceTensor, options?: OutOption): Promise<DeviceTensor>;
+  /** Concatenation along the channel dim (dim 1). */
+  concat(inputs: readonly DeviceTensor[], options?: OutOption): Promise<DeviceTensor>;
+  /** Measured fp32 FMA peak of this backend's kernels and threads, GFLOP/s. */
+  probePeakGflops(secondsPerRepeat?: number): Promise<number>;
+  /** Frees the backend (threads, memory); tensors become unusable. */
+  dispose(): Promise<void>;
+}

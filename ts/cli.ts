@@ -1,0 +1,61 @@
+/** The brain-ldm command line. Each command lives in ts/cli/<name>-command.ts. */
+import { parseArgs } from 'node:util';
+import { infoCommand, packageVersion } from './cli/info-command.js';
+import type { BackendRequest } from './backend/types.js';
+
+const USAGE = `usage: brain-ldm <command> [options]
+
+commands:
+  info        backend, ISA, threads and versions; which backends load and why not
+
+common options:
+  --backend <name>   auto (default), native, wasm, wasm-simd-threads, wasm-simd, wasm-scalar
+  --threads <n>      worker threads (default: one per core)
+  --isa <name>       native kernels: auto, avx512, avx2, scalar
+  --json             machine-readable output
+  --version, --help`;
+
+export async function main(argv: string[], print: (line: string) => void = console.log): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        backend: { type: 'string' },
+        threads: { type: 'string' },
+        isa: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
+    });
+  } catch (e) {
+    console.error(`brain-ldm: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) { print(packageVersion()); return 0; }
+  const command = positionals[0];
+  if (values.help || !command) { print(USAGE); return command || values.help ? 0 : 2; }
+  let threads: number | undefined;
+  if (values.threads !== undefined) {
+    threads = Number(values.threads);
+    if (!Number.isInteger(threads) || threads < 1) {
+      console.error(`brain-ldm: --threads must be a positive integer, got '${values.threads}'`);
+      return 2;
+    }
+  }
+  try {
+    switch (command) {
+      case 'info':
+        return await infoCommand({ backend: values.backend as BackendRequest | undefined, threads, isa: values.isa, json: values.json }, print);
+      default:
+        console.error(`brain-ldm: unknown command '${command}'\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    console.error(`brain-ldm ${command}: ${(e as Error).message}`);
+    return 1;
+  }
+}
