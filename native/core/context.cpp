@@ -12,7 +12,11 @@ Status Context::create(const ContextOptions& options, std::unique_ptr<Context>* 
   BL_RETURN_IF_ERROR(parse_isa(options.isa, &isa));
   if (options.threads < 0 || options.threads > 1024)
     return Status::range_error("threads must be between 0 (auto) and 1024, got " + std::to_string(options.threads));
-  out->reset(new Context(kernels_for(isa), options.threads));
+  try {
+    out->reset(new Context(kernels_for(isa), options.threads));
+  } catch (const std::exception& e) {
+    return Status::runtime_error("could not start " + std::to_string(options.threads) + " threads: " + e.what());
+  }
   return Status::ok();
 }
 

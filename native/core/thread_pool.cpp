@@ -25,7 +25,19 @@ ThreadPool::ThreadPool(int threads) {
   size_ = 1;
 #else
   size_ = threads > 0 ? threads : available_cores();
-  for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  try {
+    for (int i = 1; i < size_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  } catch (...) {
+    // A thread that fails to start (wasm pthread pool too small, resource limits) must not leave
+    // joinable threads behind: destroying them would call std::terminate.
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+    throw;
+  }
 #endif
 }
 

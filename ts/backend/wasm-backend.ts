@@ -1,0 +1,277 @@
+/**
+ * The WebAssembly backends: the C++ core compiled by wasm/build.sh, driven
+ * through the C ABI in wasm/c_api.cpp. Tensors live in the instance's heap
+ * from creation to dispose; an op only passes their offsets, never copies.
+ */
+import os from 'node:os';
+
+import { BackendBase, type ConvParams } from './backend-base.js';
+import { BaseTensor } from './base-tensor.js';
+import { DTYPE_CODES, type BackendInfo, type DType } from './types.js';
+import { checkHostData, describe } from './validate.js';
+import {
+  disposeModule, heapBuffer, loadModule, MAX_WASM_THREADS, type WasmModule, type WasmVariant,
+} from './wasm-binding.js';
+
+export type WasmBackendName = 'wasm-simd-threads' | 'wasm-simd' | 'wasm-scalar';
+
+export interface WasmBackendOptions {
+  /** Threads for wasm-simd-threads (default: one per available core); the single-threaded variants ignore it. */
+  threads?: number;
+  /** Folder holding the built variants; default the package's wasm/dist/. */
+  distDir?: string;
+}
+
+const VARIANTS: Readonly<Record<WasmBackendName, WasmVariant>> = {
+  'wasm-simd-threads': 'simd-threads',
+  'wasm-simd': 'simd',
+  'wasm-scalar': 'scalar',
+};
+
+// bl_tensor_desc in wasm/c_api.cpp: int32 dtype, int32 ndim, int32 shape[8], uint32 data.
+const DESC_BYTES = 44;
+const DESC_INTS = DESC_BYTES / 4;
+// Scratch layout: three int32 triples (stride, pad before, pad after), then descriptors.
+const TRIPLES_BYTES = 64;
+const INITIAL_DESCS = 16;
+const HEAP_LIMIT = 2 ** 32;
+
+/** One instance's heap, shared by the backend and its tensors; `mod` is null once disposed. */
+class Heap {
+  mod: WasmModule | null;
+  // Tensors dropped without dispose() would leak heap bytes for the life of
+  // the instance, and the heap never shrinks; free them when collected.
+  private readonly leaks = new FinalizationRegistry<number>((ptr) => this.mod?._bl_free(ptr));
+
+  constructor(mod: WasmModule) {
+    this.mod = mod;
+  }
+
+  module(op: string): WasmModule {
+    if (!this.mod) throw new TypeError(`${op}: the wasm backend has been disposed`);
+    return this.mod;
+  }
+
+  alloc(op: string, bytes: number): number {
+    const mod = this.module(op);
+    if (bytes >= HEAP_LIMIT) throw new RangeError(`${op}: ${bytes} bytes exceed the 4 GiB WebAssembly heap`);
+    const ptr = mod._bl_malloc(bytes) >>> 0;
+    if (ptr === 0)
+      throw new Error(`${op}: out of wasm memory allocating ${bytes} bytes (heap ${heapBuffer(mod).byteLength} bytes, limit 4 GiB)`);
+    return ptr;
+  }
+
+  track(t: WasmTensor, ptr: number): void {
+    this.leaks.register(t, ptr, t);
+  }
+
+  free(t: WasmTensor, ptr: number): void {
+    this.leaks.unregister(t);
+    this.mod?._bl_free(ptr);
+  }
+}
+
+export class WasmTensor extends BaseTensor {
+  /** Heap offset of the first element. */
+  readonly ptr: number;
+  readonly byteLength: number;
+  private readonly heap: Heap;
+
+  constructor(owner: WasmBackend, heap: Heap, shape: readonly number[], dtype: DType) {
+    super(owner, shape, dtype);
+    this.heap = heap;
+    this.byteLength = this.size * (dtype === 'float32' ? 4 : 2);
+    this.ptr = heap.alloc('tensor', this.byteLength);
+    heap.track(this, this.ptr);
+    // Heap growth replaces the buffer, so views are made fresh after every allocation.
+    new Uint8Array(heapBuffer(heap.module('tensor')), this.ptr, this.byteLength).fill(0);
+  }
+
+  read(): Float32Array | Uint16Array {
+    this.assertLive('read');
+    const buf = heapBuffer(this.heap.module('read'));
+    // slice() copies into a fresh, unshared ArrayBuffer the caller may keep.
+    return this.dtype === 'float32'
+      ? new Float32Array(buf, this.ptr, this.size).slice()
+      : new Uint16Array(buf, this.ptr, this.size).slice();
+  }
+
+  write(data: Float32Array | Uint16Array): void {
+    this.assertLive('write');
+    checkHostData('write', 'data', data, this.dtype, this.size);
+    const buf = heapBuffer(this.heap.module('write'));
+    if (this.dtype === 'float32') new Float32Array(buf, this.ptr, this.size).set(data);
+    else new Uint16Array(buf, this.ptr, this.size).set(data);
+  }
+
+  protected release(): void {
+    this.heap.free(this, this.ptr);
+  }
+}
+
+export class WasmBackend extends BackendBase<WasmTensor> {
+  readonly name: WasmBackendName;
+  private readonly heap: Heap;
+  private readonly ctx: number;
+  private readonly infoValue: BackendInfo;
+  private scratch: number;
+  private scratchDescs: number;
+
+  /** Use createWasmBackend(); this takes ownership of a loaded instance. */
+  private constructor(name: WasmBackendName, mod: WasmModule, threads: number) {
+    super();
+    this.name = name;
+    this.heap = new Heap(mod);
+    this.scratchDescs = INITIAL_DESCS;
+    this.scratch = this.heap.alloc('createWasmBackend', TRIPLES_BYTES + INITIAL_DESCS * DESC_BYTES);
+    const isa = name === 'wasm-scalar' ? 'scalar' : 'simd128';
+    mod.stringToUTF8(isa, this.scratch, TRIPLES_BYTES);
+    this.ctx = mod._bl_context_create(threads, this.scratch) >>> 0;
+    if (this.ctx === 0) {
+      const err = this.lastError(mod);
+      mod._bl_free(this.scratch);
+      throw err;
+    }
+    const raw = JSON.parse(mod.UTF8ToString(mod._bl_context_info(this.ctx))) as Omit<BackendInfo, 'backend'>;
+    this.infoValue = { backend: name, isa: raw.isa, threads: raw.threads, coreVersion: raw.coreVersion, compiler: raw.compiler };
+  }
+
+  /** @internal */
+  static async create(name: WasmBackendName, options: WasmBackendOptions): Promise<WasmBackend> {
+    const variant = VARIANTS[name];
+    const threads = variant === 'simd-threads' ? resolveThreads(options.threads) : 1;
+    const mod = await loadModule(variant, { distDir: options.distDir, poolSize: threads - 1 });
+    try {
+      return new WasmBackend(name, mod, threads);
+    } catch (e) {
+      disposeModule(mod);
+      throw e;
+    }
+  }
+
+  info(): BackendInfo {
+    return { ...this.infoValue };
+  }
+
+  protected allocate(shape: readonly number[], dtype: DType): WasmTensor {
+    return new WasmTensor(this, this.heap, shape, dtype);
+  }
+
+  protected async rawConv3d(x: WasmTensor, w: WasmTensor, b: WasmTensor | null, out: WasmTensor, p: ConvParams): Promise<void> {
+    const mod = this.heap.module('conv3d');
+    const i32 = this.scratchView(mod);
+    i32.set(p.stride, 0);
+    i32.set(p.padBefore, 3);
+    i32.set(p.padAfter, 6);
+    const dx = this.desc(i32, 0, x);
+    const dw = this.desc(i32, 1, w);
+    const db = b ? this.desc(i32, 2, b) : 0;
+    const dy = this.desc(i32, 3, out);
+    const s = this.scratch;
+    this.check(mod, mod._bl_conv3d(this.ctx, dx, dw, db, dy, s, s + 12, s + 24));
+  }
+
+  protected async rawGroupNorm(x: WasmTensor, groups: number, eps: number, weight: WasmTensor | null, bias: WasmTensor | null, silu: boolean, out: WasmTensor): Promise<void> {
+    const mod = this.heap.module('groupNorm');
+    const i32 = this.scratchView(mod);
+    const dx = this.desc(i32, 0, x);
+    const dg = weight ? this.desc(i32, 1, weight) : 0;
+    const db = bias ? this.desc(i32, 2, bias) : 0;
+    const dy = this.desc(i32, 3, out);
+    this.check(mod, mod._bl_group_norm(this.ctx, dx, groups, eps, dg, db, silu ? 1 : 0, dy));
+  }
+
+  protected async rawSilu(x: WasmTensor, out: WasmTensor): Promise<void> {
+    const mod = this.heap.module('silu');
+    const i32 = this.scratchView(mod);
+    this.check(mod, mod._bl_silu(this.ctx, this.desc(i32, 0, x), this.desc(i32, 1, out)));
+  }
+
+  protected async rawAdd(a: WasmTensor, b: WasmTensor, out: WasmTensor): Promise<void> {
+    const mod = this.heap.module('add');
+    const i32 = this.scratchView(mod);
+    this.check(mod, mod._bl_add(this.ctx, this.desc(i32, 0, a), this.desc(i32, 1, b), this.desc(i32, 2, out)));
+  }
+
+  protected async rawConcat(xs: readonly WasmTensor[], out: WasmTensor): Promise<void> {
+    const mod = this.heap.module('concat');
+    this.ensureScratch(mod, xs.length + 1);
+    const i32 = this.scratchView(mod);
+    xs.forEach((t, i) => this.desc(i32, i, t));
+    const dy = this.desc(i32, xs.length, out);
+    this.check(mod, mod._bl_concat(this.ctx, this.scratch + TRIPLES_BYTES, xs.length, dy));
+  }
+
+  protected async rawProbePeak(secondsPerRepeat: number): Promise<number> {
+    const mod = this.heap.module('probePeakGflops');
+    const gflops = mod._bl_probe_peak_gflops(this.ctx, secondsPerRepeat, 3);
+    if (gflops < 0) throw this.lastError(mod);
+    return gflops;
+  }
+
+  protected async rawDispose(): Promise<void> {
+    const mod = this.heap.mod;
+    if (!mod) return;
+    // Destroying the context joins its threads before their workers are terminated.
+    mod._bl_context_destroy(this.ctx);
+    mod._bl_free(this.scratch);
+    this.heap.mod = null;
+    disposeModule(mod);
+  }
+
+  private scratchView(mod: WasmModule): Int32Array {
+    return new Int32Array(heapBuffer(mod), this.scratch, (TRIPLES_BYTES + this.scratchDescs * DESC_BYTES) / 4);
+  }
+
+  /** Grows the descriptor area for a concat with more inputs than it holds; kept for later calls. */
+  private ensureScratch(mod: WasmModule, descs: number): void {
+    if (descs <= this.scratchDescs) return;
+    let n = this.scratchDescs;
+    while (n < descs) n *= 2;
+    const ptr = this.heap.alloc('concat', TRIPLES_BYTES + n * DESC_BYTES);
+    mod._bl_free(this.scratch);
+    this.scratch = ptr;
+    this.scratchDescs = n;
+  }
+
+  /** Writes descriptor `index` and returns its heap offset. */
+  private desc(i32: Int32Array, index: number, t: WasmTensor): number {
+    const base = (TRIPLES_BYTES >> 2) + index * DESC_INTS;
+    i32[base] = DTYPE_CODES[t.dtype];
+    i32[base + 1] = t.shape.length;
+    for (let k = 0; k < 8; k++) i32[base + 2 + k] = k < t.shape.length ? t.shape[k] : 0;
+    i32[base + 10] = t.ptr | 0;  // uint32 in C; the bits are what matter
+    return this.scratch + TRIPLES_BYTES + index * DESC_BYTES;
+  }
+
+  private check(mod: WasmModule, rc: number): void {
+    if (rc !== 0) throw this.lastError(mod);
+  }
+
+  private lastError(mod: WasmModule): Error {
+    const kind = mod._bl_last_error_kind();
+    const message = mod.UTF8ToString(mod._bl_last_error()) || `${this.name}: unknown error (kind ${kind})`;
+    if (kind === 1) return new TypeError(message);
+    if (kind === 2) return new RangeError(message);
+    return new Error(message);
+  }
+}
+
+function resolveThreads(threads: number | undefined): number {
+  if (threads === undefined || threads === 0) return Math.min(os.availableParallelism(), MAX_WASM_THREADS);
+  if (typeof threads !== 'number' || !Number.isInteger(threads))
+    throw new TypeError(`createWasmBackend: option 'threads' must be an integer, got ${describe(threads)}`);
+  if (threads < 0) throw new RangeError(`createWasmBackend: option 'threads' must be >= 1 (or 0 for one per core), got ${threads}`);
+  return Math.min(threads, MAX_WASM_THREADS);
+}
+
+/**
+ * Loads a wasm variant. Throws an Error with a one-line reason when it cannot
+ * run here (not built, no SIMD, no SharedArrayBuffer), for the backend selector
+ * to list after the backend's name; TypeError/RangeError only for bad options.
+ */
+export async function createWasmBackend(name: WasmBackendName, options: WasmBackendOptions = {}): Promise<WasmBackend> {
+  if (!Object.prototype.hasOwnProperty.call(VARIANTS, name))
+    throw new TypeError(`createWasmBackend: argument 'name' must be one of ${Object.keys(VARIANTS).join(', ')}, got ${describe(name)}`);
+  return WasmBackend.create(name, options ?? {});
+}
