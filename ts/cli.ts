@@ -1,12 +1,17 @@
 /** The brain-ldm command line. Each command lives in ts/cli/<name>-command.ts. */
 import { parseArgs } from 'node:util';
 import { infoCommand, packageVersion } from './cli/info-command.js';
+import { importCommand } from './cli/import-command.js';
+import { runNetworkCommand } from './cli/run-network-command.js';
+import { validateNetworkWeights } from './nets/network.js';
 import type { BackendRequest } from './backend/types.js';
 
 const USAGE = `usage: brain-ldm <command> [options]
 
 commands:
-  info        backend, ISA, threads and versions; which backends load and why not
+  info          backend, ISA, threads and versions; which backends load and why not
+  import        a MONAI .pt/.pth checkpoint -> a brain-ldm model bundle (brain-ldm import --help)
+  run-network   run a bundle's network on inputs from a safetensors file (brain-ldm run-network --help)
 
 common options:
   --backend <name>   auto (default), native, wasm, wasm-simd-threads, wasm-simd, wasm-scalar
@@ -16,6 +21,15 @@ common options:
   --version, --help`;
 
 export async function main(argv: string[], print: (line: string) => void = console.log): Promise<number> {
+  // Commands with options of their own parse their arguments themselves.
+  const [first, ...rest] = argv;
+  try {
+    if (first === 'import') return await importCommand(rest, print, { validate: validateNetworkWeights });
+    if (first === 'run-network') return await runNetworkCommand(rest, print);
+  } catch (e) {
+    console.error(`brain-ldm ${first}: ${(e as Error).message}`);
+    return 1;
+  }
   let parsed;
   try {
     parsed = parseArgs({

@@ -22,6 +22,7 @@ fi
 core_sources=(
   "$root"/native/core/*.cpp
   "$root"/native/core/ops/*.cpp
+  "$root"/native/core/nets/*.cpp
   "$root/native/core/kernels/kernel_registry.cpp"
   "$root/wasm/c_api.cpp"
 )

@@ -3,12 +3,14 @@
 // exports directly. Tensors are described by plain structs whose `data` is an
 // offset into the wasm heap: JS owns the allocations (bl_malloc/bl_free) and
 // keeps them resident between calls, so no op copies its operands.
+#include "../native/core/nets/network.h"
 #include <emscripten/emscripten.h>
 #include <emscripten/heap.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "../native/core/context.h"
+#include "../native/core/op_registry.h"
 #include "../native/core/ops.h"
 #include "../native/core/tensor.h"
 
@@ -116,6 +119,43 @@ int guarded(uintptr_t handle, Fn&& fn) {
 bl::Status read_triple(const int32_t* v, const char* op, const char* name, int out[3]) {
   if (!v) return bl::Status::type_error(std::string(op) + ": argument '" + name + "' is missing (null pointer)");
   for (int i = 0; i < 3; ++i) out[i] = v[i];
+  return bl::Status::ok();
+}
+
+// Attributes for bl_run_op as text: "key=v,v,...;key2=v" (numbers as JS String(number) writes
+// them, including Infinity/NaN, which strtod reads). Empty or null text: no attributes.
+bl::Status parse_attrs(const char* text, const std::string& op, bl::OpAttrs* out) {
+  if (!text) return bl::Status::ok();
+  const std::string s(text);
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t end = s.find(';', pos);
+    if (end == std::string::npos) end = s.size();
+    const std::string item = s.substr(pos, end - pos);
+    pos = end + 1;
+    if (item.empty()) continue;
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return bl::Status::range_error(op + ": malformed attribute text '" + item + "', expected key=value[,value...]");
+    const std::string key = item.substr(0, eq);
+    std::vector<double> values;
+    size_t vpos = eq + 1;
+    if (vpos < item.size()) {
+      for (;;) {
+        size_t comma = item.find(',', vpos);
+        if (comma == std::string::npos) comma = item.size();
+        const std::string num = item.substr(vpos, comma - vpos);
+        char* stop = nullptr;
+        const double v = std::strtod(num.c_str(), &stop);
+        if (num.empty() || stop != num.c_str() + num.size())
+          return bl::Status::range_error(op + ": attribute '" + key + "' holds '" + num + "', which is not a number");
+        values.push_back(v);
+        if (comma == item.size()) break;
+        vpos = comma + 1;
+      }
+    }
+    (*out)[key] = std::move(values);
+  }
   return bl::Status::ok();
 }
 
@@ -247,6 +287,30 @@ EMSCRIPTEN_KEEPALIVE int bl_concat(uintptr_t handle, const bl_tensor_desc* xs, i
   });
 }
 
+// Any core op by name (native/core/op_registry.h): inputs[n_in] and outputs[n_out] are
+// descriptor arrays, attrs the text encoding read by parse_attrs above.
+EMSCRIPTEN_KEEPALIVE int bl_run_op(uintptr_t handle, const char* name, const bl_tensor_desc* inputs, int n_in,
+                                   const char* attrs, const bl_tensor_desc* outputs, int n_out) {
+  return guarded(handle, [&](bl::Context& ctx) {
+    if (!name) return bl::Status::type_error("run_op: argument 'name' is missing (null pointer)");
+    const std::string op(name);
+    if (n_in < 0 || n_out < 0 || (n_in > 0 && !inputs) || (n_out > 0 && !outputs))
+      return bl::Status::type_error(op + ": tensor descriptor arrays are missing or have a negative count");
+    std::vector<bl::Tensor> ins(static_cast<size_t>(n_in)), outs(static_cast<size_t>(n_out));
+    for (int i = 0; i < n_in; ++i) {
+      std::string arg = "inputs[" + std::to_string(i) + "]";
+      BL_RETURN_IF_ERROR(to_tensor(inputs + i, op.c_str(), arg.c_str(), &ins[i]));
+    }
+    for (int i = 0; i < n_out; ++i) {
+      std::string arg = "outputs[" + std::to_string(i) + "]";
+      BL_RETURN_IF_ERROR(to_tensor(outputs + i, op.c_str(), arg.c_str(), &outs[i]));
+    }
+    bl::OpAttrs parsed;
+    BL_RETURN_IF_ERROR(parse_attrs(attrs, op, &parsed));
+    return bl::run_op(ctx, op, ins, parsed, outs);
+  });
+}
+
 // Returns the peak in GFLOP/s, or a negative value with the error set.
 EMSCRIPTEN_KEEPALIVE double bl_probe_peak_gflops(uintptr_t handle, double seconds_per_repeat, int repeats) {
   double result = -1.0;
@@ -261,5 +325,138 @@ EMSCRIPTEN_KEEPALIVE double bl_probe_peak_gflops(uintptr_t handle, double second
   });
   return rc == 0 ? result : -1.0;
 }
+
+}  // extern "C"
+
+// ---- Networks ---------------------------------------------------------------
+// A network built from spec text and weights: float32 weights are borrowed from
+// the heap (JS keeps them until bl_network_destroy), 16-bit ones are widened to
+// float32 copies here. Outputs of the last run stay in the network's pool until
+// released, so JS copies them out through their descriptors.
+
+namespace {
+
+struct NetworkHandle {
+  std::unique_ptr<bl::Network> network;
+  bl::NamedTensors outputs;
+  std::vector<std::string> output_names;
+  std::vector<bl_tensor_desc> output_descs;
+  std::string entries;
+};
+
+std::vector<std::string> split_names(const char* names) {
+  std::vector<std::string> out;
+  if (!names) return out;
+  std::string all(names);
+  size_t pos = 0;
+  for (;;) {
+    size_t nl = all.find('\n', pos);
+    out.push_back(all.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos));
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+extern "C" {
+
+// names: the weights' names joined by '\n', in descriptor order.
+EMSCRIPTEN_KEEPALIVE uintptr_t bl_network_create(uintptr_t handle, const char* spec_text, const bl_tensor_desc* weights,
+                                                 const char* names, int count) {
+  uintptr_t result = 0;
+  int rc = guarded(handle, [&](bl::Context& ctx) -> bl::Status {
+    bl::NetworkSpec spec;
+    BL_RETURN_IF_ERROR(bl::parse_network_spec(spec_text ? spec_text : "", &spec));
+    std::vector<std::string> keys = split_names(names);
+    if (count < 0 || (count > 0 && (!weights || static_cast<int>(keys.size()) != count)))
+      return bl::Status::type_error("createNetwork: " + std::to_string(keys.size()) + " weight names for " +
+                                    std::to_string(count) + " weight descriptors");
+    bl::WeightStore store;
+    for (int i = 0; i < count; ++i) {
+      bl::Tensor t;
+      std::string arg = "weights '" + keys[i] + "'";
+      BL_RETURN_IF_ERROR(to_tensor(weights + i, "createNetwork", arg.c_str(), &t));
+      if (t.dtype == bl::DType::F32) {
+        store.add(keys[i], t);
+      } else {
+        bl::Tensor wide = bl::Tensor::empty(bl::DType::F32, t.shape, t.ndim);
+        BL_RETURN_IF_ERROR(bl::convert_dtype(ctx, t, wide));
+        store.add(keys[i], wide);
+      }
+    }
+    auto h = std::make_unique<NetworkHandle>();
+    BL_RETURN_IF_ERROR(bl::create_network(spec, store, &h->network));
+    for (const std::string& e : h->network->entries()) h->entries += (h->entries.empty() ? "" : "\n") + e;
+    result = reinterpret_cast<uintptr_t>(h.release());
+    return bl::Status::ok();
+  });
+  return rc == 0 ? result : 0;
+}
+
+EMSCRIPTEN_KEEPALIVE int bl_network_run(uintptr_t handle, uintptr_t net, const char* entry, const bl_tensor_desc* inputs,
+                                        const char* names, int count) {
+  return guarded(handle, [&](bl::Context& ctx) -> bl::Status {
+    if (!net) return bl::Status::type_error("network.run: invalid network (null handle)");
+    auto* n = reinterpret_cast<NetworkHandle*>(net);
+    n->outputs.clear();
+    n->output_names.clear();
+    n->output_descs.clear();
+    std::vector<std::string> keys = split_names(names);
+    if (count < 0 || (count > 0 && static_cast<int>(keys.size()) != count))
+      return bl::Status::type_error("network.run: input names do not match the input descriptors");
+    bl::NamedTensors in;
+    for (int i = 0; i < count; ++i) {
+      std::string arg = "inputs." + keys[i];
+      BL_RETURN_IF_ERROR(to_tensor(inputs + i, "network.run", arg.c_str(), &in[keys[i]]));
+    }
+    BL_RETURN_IF_ERROR(n->network->run(ctx, entry ? entry : "", in, &n->outputs));
+    for (auto& [name, t] : n->outputs) {
+      bl_tensor_desc d{};
+      d.dtype = 0;
+      d.ndim = t.ndim;
+      for (int i = 0; i < t.ndim; ++i) d.shape[i] = static_cast<int32_t>(t.shape[i]);
+      d.data = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(t.data));
+      n->output_names.push_back(name);
+      n->output_descs.push_back(d);
+    }
+    return bl::Status::ok();
+  });
+}
+
+EMSCRIPTEN_KEEPALIVE int bl_network_output_count(uintptr_t net) {
+  return net ? static_cast<int>(reinterpret_cast<NetworkHandle*>(net)->output_descs.size()) : 0;
+}
+
+EMSCRIPTEN_KEEPALIVE const char* bl_network_output_name(uintptr_t net, int i) {
+  return reinterpret_cast<NetworkHandle*>(net)->output_names.at(i).c_str();
+}
+
+EMSCRIPTEN_KEEPALIVE const bl_tensor_desc* bl_network_output_desc(uintptr_t net, int i) {
+  return &reinterpret_cast<NetworkHandle*>(net)->output_descs.at(i);
+}
+
+// Returns the last run's output buffers to the network's pool.
+EMSCRIPTEN_KEEPALIVE void bl_network_release_outputs(uintptr_t net) {
+  if (!net) return;
+  auto* n = reinterpret_cast<NetworkHandle*>(net);
+  n->outputs.clear();
+  n->output_names.clear();
+  n->output_descs.clear();
+}
+
+EMSCRIPTEN_KEEPALIVE const char* bl_network_entries(uintptr_t net) {
+  return reinterpret_cast<NetworkHandle*>(net)->entries.c_str();
+}
+
+// stats[0] = activation buffer allocations so far, stats[1] = bytes they hold.
+EMSCRIPTEN_KEEPALIVE void bl_network_stats(uintptr_t net, double* stats) {
+  auto* n = reinterpret_cast<NetworkHandle*>(net);
+  stats[0] = static_cast<double>(n->network->buffer_allocations());
+  stats[1] = static_cast<double>(n->network->buffer_bytes());
+}
+
+EMSCRIPTEN_KEEPALIVE void bl_network_destroy(uintptr_t net) { delete reinterpret_cast<NetworkHandle*>(net); }
 
 }  // extern "C"

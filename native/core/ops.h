@@ -31,4 +31,60 @@ Status add(Context& ctx, const Tensor& a, const Tensor& b, Tensor& y);
 // y = cat(xs, dim=1); every input [N, Ci, ...] with equal N and trailing dims.
 Status concat_channels(Context& ctx, const Tensor* xs, int count, Tensor& y);
 
+// ---------------------------------------------------------------------------
+// Ops the MONAI networks need (MONAI-COMPAT.md section 6). Activations are
+// channels-first everywhere: [N, C, ...spatial] or [N, C, T] for token
+// sequences, so a Linear over tokens is a 1x1x1 convolution (conv3d with
+// weight [Cout, Cin, 1, 1, 1]) and needs no op of its own.
+
+// AvgPool3d(kernel 2, stride 2): [N, C, D, H, W] -> [N, C, D/2, H/2, W/2] (floor, as PyTorch).
+Status avg_pool3d_2x(Context& ctx, const Tensor& x, Tensor& y);
+
+// Nearest-neighbour resize to y's spatial size with PyTorch's legacy 'nearest' rule:
+// src = min(floor(dst * (in / out)), in - 1) per dim, the scale computed in float as PyTorch does.
+// Covers the x2 upsample and SPADE's resize of the label map to each feature size.
+Status resize_nearest(Context& ctx, const Tensor& x, Tensor& y);
+
+// LayerNorm over the channel dim of [N, C, T] (each token normalised over its C values),
+// biased variance, affine gamma/beta [C] (both or neither).
+Status layer_norm_channels(Context& ctx, const Tensor& x, float eps, const Tensor* gamma, const Tensor* beta,
+                           Tensor& y);
+
+Status leaky_relu(Context& ctx, const Tensor& x, float negative_slope, Tensor& y);
+// GELU with the exact erf form (torch.nn.GELU(approximate='none')).
+Status gelu(Context& ctx, const Tensor& x, Tensor& y);
+// GEGLU over channels: x [N, 2C, ...] -> y [N, C, ...] = x[:, :C] * gelu(x[:, C:]) (MONAI MLPBlock "GEGLU").
+Status geglu_channels(Context& ctx, const Tensor& x, Tensor& y);
+
+// y = x * (1 + gamma) + beta, all the same shape (SPADE's modulation).
+Status spade_modulate(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y);
+
+// y = x * scale (elementwise; latent scale factors, CFG arithmetic).
+Status scale(Context& ctx, const Tensor& x, float factor, Tensor& y);
+
+// Multi-head attention on channels-first sequences: q [N, H*Dh, Tq], k [N, H*Dh, Tk],
+// v [N, H*Dv, Tk] -> y [N, H*Dv, Tq]; head h uses channels [h*Dh, (h+1)*Dh).
+// softmax(scale * q.k) over keys in fp32 with fp32 accumulation; never materialises the
+// full [Tq, Tk] score matrix (online softmax over key blocks, per query block).
+Status attention(Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, int heads, float scale_qk,
+                 Tensor& y);
+
+// Sinusoidal timestep embedding as MONAI/diffusers (flip_sin_to_cos=True, shift 0):
+// t [N] -> y [N, dim] = [cos(t * f_k), sin(t * f_k)] with f_k = exp(-ln(10000) k / (dim/2)),
+// zero-padded when dim is odd. t holds float timesteps.
+Status timestep_embedding(Context& ctx, const Tensor& t, int dim, Tensor& y);
+
+// Embedding lookup on a label map: ids [N, 1, ...] (float32 holding integers in [0, rows)),
+// table [rows, E] -> y [N, E, ...]. An id outside the table is a RangeError naming the value.
+Status embedding_channels(Context& ctx, const Tensor& ids, const Tensor& table, Tensor& y);
+
+// Element-wise clamp to [lo, hi] (MONAI clamps log-variance to [-30, 20]).
+Status clamp(Context& ctx, const Tensor& x, float lo, float hi, Tensor& y);
+
+// y = exp(x * factor) (sigma = exp(logvar / 2)).
+Status exp_scaled(Context& ctx, const Tensor& x, float factor, Tensor& y);
+
+// fp16/bf16 <-> fp32 conversion of whole tensors (weights stored as 16-bit).
+Status convert_dtype(Context& ctx, const Tensor& x, Tensor& y);
+
 }  // namespace bl

@@ -11,7 +11,9 @@
 
 #include "../core/context.h"
 #include "../core/memory_plan.h"
+#include "../core/op_registry.h"
 #include "../core/ops.h"
+#include "network_wrap.h"
 #include "tensor_arg.h"
 
 namespace bl_napi {
@@ -87,6 +89,8 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
                         InstanceMethod("groupNorm", &NativeContext::GroupNorm),
                         InstanceMethod("silu", &NativeContext::Silu), InstanceMethod("add", &NativeContext::Add),
                         InstanceMethod("concat", &NativeContext::Concat),
+                        InstanceMethod("runOp", &NativeContext::RunOp),
+                        InstanceMethod("createNetwork", &NativeContext::CreateNetwork),
                         InstanceMethod("probePeakGflops", &NativeContext::ProbePeakGflops),
                         InstanceMethod("dispose", &NativeContext::Dispose)});
   }
@@ -222,6 +226,62 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
     });
   }
 
+  // runOp(name, [inputs...], { key: number | number[] }, [outputs...]): any core op by name
+  // (native/core/op_registry.h). Tensors of any dtype pass through; the op checks them.
+  // createNetwork(specText, [{ name, data, shape, dtype }]) -> NativeNetwork (native/napi/network_wrap.cpp)
+  Napi::Value CreateNetwork(const Napi::CallbackInfo& info) {
+    return create_native_network(info, live(info.Env(), "createNetwork"));
+  }
+
+  Napi::Value RunOp(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "runOp: argument 'name' must be a string");
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    if (!info[1].IsArray()) throw Napi::TypeError::New(env, name + ": argument 'inputs' must be an array of tensors");
+    if (!info[3].IsArray()) throw Napi::TypeError::New(env, name + ": argument 'outputs' must be an array of tensors");
+    Napi::Array in_list = info[1].As<Napi::Array>();
+    Napi::Array out_list = info[3].As<Napi::Array>();
+    const uint32_t n_in = in_list.Length(), n_out = out_list.Length();
+    std::vector<TensorArg> a(n_in + n_out);
+    std::vector<bl::Tensor> inputs(n_in), outputs(n_out);
+    for (uint32_t i = 0; i < n_in; ++i) {
+      parse_tensor(env, in_list.Get(i), name, "inputs[" + std::to_string(i) + "]", false, &a[i]);
+      inputs[i] = a[i].tensor;
+    }
+    for (uint32_t i = 0; i < n_out; ++i) {
+      parse_tensor(env, out_list.Get(i), name, "outputs[" + std::to_string(i) + "]", false, &a[n_in + i]);
+      outputs[i] = a[n_in + i].tensor;
+    }
+    bl::OpAttrs attrs;
+    if (!info[2].IsUndefined() && !info[2].IsNull()) {
+      if (!info[2].IsObject() || info[2].IsArray())
+        throw Napi::TypeError::New(env, name + ": argument 'attrs' must be an object of numbers or number arrays");
+      Napi::Object o = info[2].As<Napi::Object>();
+      Napi::Array keys = o.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); ++i) {
+        std::string key = keys.Get(i).ToString().Utf8Value();
+        Napi::Value v = o.Get(key);
+        std::vector<double> values;
+        if (v.IsNumber()) {
+          values.push_back(v.As<Napi::Number>().DoubleValue());
+        } else if (v.IsArray()) {
+          Napi::Array arr = v.As<Napi::Array>();
+          for (uint32_t j = 0; j < arr.Length(); ++j) {
+            Napi::Value e = arr.Get(j);
+            if (!e.IsNumber()) throw Napi::TypeError::New(env, name + ": attribute '" + key + "' must hold numbers");
+            values.push_back(e.As<Napi::Number>().DoubleValue());
+          }
+        } else {
+          throw Napi::TypeError::New(env, name + ": attribute '" + key + "' must be a number or an array of numbers");
+        }
+        attrs[key] = std::move(values);
+      }
+    }
+    return run(env, name.c_str(), std::move(a), [=](bl::Context& c) {
+      return bl::run_op(c, name, inputs, attrs, outputs);
+    });
+  }
+
   // probePeakGflops(secondsPerRepeat, repeats) -> Promise<number>
   Napi::Value ProbePeakGflops(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -288,6 +348,7 @@ Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeContext", NativeContext::Define(env));
+  define_native_network(env, exports);
   exports.Set("planMemory", Napi::Function::New(env, PlanMemory));
   exports.Set("supportedIsas", Napi::Function::New(env, SupportedIsas));
   exports.Set("bestIsa", Napi::String::New(env, bl::isa_name(bl::best_isa())));

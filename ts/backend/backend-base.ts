@@ -5,10 +5,11 @@
  * and the raw calls into their kernels.
  */
 import type {
-  Backend, BackendInfo, BackendName, Conv3dOptions, DType, DeviceTensor, GroupNormOptions, OutOption, Triple,
+  Backend, BackendInfo, BackendName, Conv3dOptions, DType, DeviceTensor, GroupNormOptions, NetworkHandle, NetworkWeight,
+  OutOption, RawNetwork, Triple,
 } from './types.js';
-import type { BaseTensor } from './base-tensor.js';
-import { checkDType, checkHostData, checkOut, checkShape, checkTensor, describe, sameShape, triple } from './validate.js';
+import { BaseTensor } from './base-tensor.js';
+import { checkDType, checkHostData, checkNetworkInputs, checkOut, checkShape, checkTensor, describe, sameShape, triple } from './validate.js';
 
 export interface ConvParams {
   stride: Triple;
@@ -29,6 +30,8 @@ export abstract class BackendBase<T extends BaseTensor> implements Backend {
   protected abstract rawSilu(x: T, out: T): Promise<void>;
   protected abstract rawAdd(a: T, b: T, out: T): Promise<void>;
   protected abstract rawConcat(xs: readonly T[], out: T): Promise<void>;
+  protected abstract rawCreateNetwork(specText: string, weights: ReadonlyMap<string, NetworkWeight>): Promise<RawNetwork>;
+  protected abstract rawRunOp(name: string, inputs: readonly T[], attrs: Readonly<Record<string, readonly number[]>>, outputs: readonly T[]): Promise<void>;
   protected abstract rawProbePeak(secondsPerRepeat: number): Promise<number>;
   protected abstract rawDispose(): Promise<void>;
 
@@ -137,6 +140,35 @@ export abstract class BackendBase<T extends BaseTensor> implements Backend {
     return out;
   }
 
+  async runOp(name: string, inputs: readonly DeviceTensor[], attrs: Readonly<Record<string, number | readonly number[]>>,
+    outputs: readonly DeviceTensor[]): Promise<void> {
+    if (typeof name !== 'string' || name.length === 0)
+      throw new TypeError(`runOp: argument 'name' must be a non-empty string, got ${describe(name)}`);
+    const op = name;
+    this.assertLive(op);
+    // Only the dtype conversion takes 16-bit tensors; every other op is float32 throughout.
+    const anyDType = name === 'convert_dtype' || name === 'convert';
+    const tensors = (arg: string, list: unknown): T[] => {
+      if (!Array.isArray(list)) throw new TypeError(`${op}: argument '${arg}' must be an array of tensors, got ${describe(list)}`);
+      return list.map((t, i) => opTensor(op, `${arg}[${i}]`, t, this, anyDType) as T);
+    };
+    const xs = tensors('inputs', inputs);
+    const ys = tensors('outputs', outputs);
+    if (attrs === undefined || attrs === null) attrs = {};
+    if (typeof attrs !== 'object' || Array.isArray(attrs))
+      throw new TypeError(`${op}: argument 'attrs' must be an object of numbers or number arrays, got ${describe(attrs)}`);
+    const clean: Record<string, number[]> = {};
+    for (const [key, value] of Object.entries(attrs)) {
+      // Keys travel as text to the wasm C ABI ("key=1,2;key2=3"): identifiers only.
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new RangeError(`${op}: attribute name '${key}' is not an identifier`);
+      const values = typeof value === 'number' ? [value] : value;
+      if (!Array.isArray(values) || !values.every((v) => typeof v === 'number'))
+        throw new TypeError(`${op}: attribute '${key}' must be a number or an array of numbers, got ${describe(value)}`);
+      clean[key] = values.slice();
+    }
+    await this.enqueue(() => this.rawRunOp(name, xs, clean, ys));
+  }
+
   async probePeakGflops(secondsPerRepeat = 0.2): Promise<number> {
     this.assertLive('probePeakGflops');
     if (typeof secondsPerRepeat !== 'number' || !(secondsPerRepeat > 0) || secondsPerRepeat > 60)
@@ -160,11 +192,48 @@ export abstract class BackendBase<T extends BaseTensor> implements Backend {
   }
 
   /** Runs `fn` after every op queued before it; a failed op does not block later ones. */
+  async createNetwork(specText: string, weights: ReadonlyMap<string, NetworkWeight>): Promise<NetworkHandle> {
+    this.assertLive('createNetwork');
+    if (typeof specText !== 'string') throw new TypeError(`createNetwork: argument 'specText' must be a string, got ${describe(specText)}`);
+    if (!(weights instanceof Map)) throw new TypeError(`createNetwork: argument 'weights' must be a Map of named tensors, got ${describe(weights)}`);
+    for (const [name, w] of weights)
+      if (!['F32', 'F16', 'BF16'].includes(w?.dtype)) throw new TypeError(`createNetwork: weight '${name}' has dtype ${describe(w?.dtype)}, expected F32, F16 or BF16`);
+    const raw = await this.enqueue(() => this.rawCreateNetwork(specText, weights));
+    let disposed = false;
+    const live = (op: string) => {
+      if (disposed) throw new TypeError(`network.${op}: the network has been disposed`);
+      this.assertLive(`network.${op}`);
+    };
+    return {
+      entries: raw.entries,
+      run: async (entry, inputs) => {
+        live('run');
+        checkNetworkInputs(raw.entries, entry, inputs);
+        return this.enqueue(() => raw.run(entry, inputs));
+      },
+      stats: () => { live('stats'); return raw.stats(); },
+      dispose: async () => {
+        if (disposed) return;
+        disposed = true;
+        await this.enqueue(async () => raw.dispose());
+      },
+    };
+  }
+
   private enqueue<R>(fn: () => Promise<R>): Promise<R> {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => undefined);
     return run;
   }
+}
+
+/** A live tensor of `owner`: float32 unless `anyDType` (runOp's dtype conversion). */
+function opTensor(op: string, name: string, t: unknown, owner: object, anyDType: boolean): BaseTensor {
+  if (!anyDType) return checkTensor(op, name, t, owner, -1);
+  if (!(t instanceof BaseTensor) || t.owner !== owner)
+    throw new TypeError(`${op}: argument '${name}' must be a tensor created by this backend, got ${describe(t)}`);
+  if (t.disposed) throw new TypeError(`${op}: argument '${name}' has been disposed`);
+  return t;
 }
 
 function paddingPair(op: string, padding: Conv3dOptions['padding']): { before: Triple; after: Triple } {

@@ -3,6 +3,7 @@ import { BackendBase, type ConvParams } from './backend-base.js';
 import { BaseTensor } from './base-tensor.js';
 import { checkHostData } from './validate.js';
 import { loadNativeAddon, type NativeContext, type RawTensor } from './native-binding.js';
+import type { NetworkWeight, RawNetwork } from './types.js';
 import { DTYPE_CODES, type BackendInfo, type DType } from './types.js';
 
 export class NativeTensor extends BaseTensor {
@@ -85,6 +86,33 @@ export class NativeBackend extends BackendBase<NativeTensor> {
 
   protected rawConcat(xs: readonly NativeTensor[], out: NativeTensor): Promise<void> {
     return this.context.concat(xs.map((x) => x.raw()), out.raw());
+  }
+
+  protected rawRunOp(name: string, inputs: readonly NativeTensor[], attrs: Readonly<Record<string, readonly number[]>>, outputs: readonly NativeTensor[]): Promise<void> {
+    return this.context.runOp(name, inputs.map((x) => x.raw()), attrs, outputs.map((y) => y.raw()));
+  }
+
+  protected async rawCreateNetwork(specText: string, weights: ReadonlyMap<string, NetworkWeight>): Promise<RawNetwork> {
+    // float32 weights are read in place by the addon (it keeps the arrays referenced); 16-bit ones are widened there.
+    const list = [...weights].map(([name, w]) => ({
+      name,
+      shape: w.shape,
+      dtype: w.dtype === 'F32' ? 0 : w.dtype === 'BF16' ? 1 : 2,
+      data: w.dtype === 'F32'
+        ? new Float32Array(w.data.buffer, w.data.byteOffset, w.data.byteLength / 4)
+        : new Uint16Array(w.data.buffer, w.data.byteOffset, w.data.byteLength / 2),
+    }));
+    const net = this.context.createNetwork(specText, list);
+    return {
+      entries: net.entries(),
+      run: (entry, inputs) => {
+        const raw: Record<string, RawTensor> = {};
+        for (const [name, t] of Object.entries(inputs)) raw[name] = { data: t.data, shape: t.shape, dtype: 0 };
+        return net.run(entry, raw);
+      },
+      stats: () => net.stats(),
+      dispose: () => net.dispose(),
+    };
   }
 
   protected rawProbePeak(secondsPerRepeat: number): Promise<number> {

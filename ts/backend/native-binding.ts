@@ -33,7 +33,18 @@ export interface NativeContext {
   silu(x: RawTensor, out: RawTensor): Promise<void>;
   add(a: RawTensor, b: RawTensor, out: RawTensor): Promise<void>;
   concat(xs: readonly RawTensor[], out: RawTensor): Promise<void>;
+  runOp(name: string, inputs: readonly RawTensor[], attrs: Readonly<Record<string, readonly number[]>>,
+    outputs: readonly RawTensor[]): Promise<void>;
   probePeakGflops(secondsPerRepeat: number, repeats: number): Promise<number>;
+  createNetwork(specText: string, weights: ReadonlyArray<RawTensor & { name: string }>): NativeNetwork;
+  dispose(): void;
+}
+
+/** native/napi/network_wrap.cpp */
+export interface NativeNetwork {
+  run(entry: string, inputs: Record<string, RawTensor>): Promise<Record<string, { shape: number[]; data: Float32Array }>>;
+  entries(): string[];
+  stats(): { bufferAllocations: number; bufferBytes: number };
   dispose(): void;
 }
 

@@ -94,8 +94,60 @@ export interface Backend {
   add(a: DeviceTensor, b: DeviceTensor, options?: OutOption): Promise<DeviceTensor>;
   /** Concatenation along the channel dim (dim 1). */
   concat(inputs: readonly DeviceTensor[], options?: OutOption): Promise<DeviceTensor>;
+  /**
+   * Runs any core op by name on tensors of this backend, writing the caller's `outputs` (the
+   * table in native/core/op_registry.h lists every op with its inputs and attributes, e.g.
+   * `runOp('attention', [q, k, v], { heads: 2 }, [y])`). Tensors must be float32 except for
+   * `convert_dtype`. Unknown ops and missing or unknown attributes throw a RangeError.
+   */
+  runOp(name: string, inputs: readonly DeviceTensor[], attrs: Readonly<Record<string, number | readonly number[]>>,
+    outputs: readonly DeviceTensor[]): Promise<void>;
+  /**
+   * Builds a MONAI network in the core from spec text (ts/nets/network-spec.ts) and weights
+   * (float32, or float16/bfloat16 widened once here). Throws naming the missing, extra or
+   * mis-shaped key with both shapes. Use ts/nets/network.ts rather than calling this directly.
+   */
+  createNetwork(specText: string, weights: ReadonlyMap<string, NetworkWeight>): Promise<NetworkHandle>;
   /** Measured fp32 FMA peak of this backend's kernels and threads, GFLOP/s. */
   probePeakGflops(secondsPerRepeat?: number): Promise<number>;
   /** Frees the backend (threads, memory); tensors become unusable. */
   dispose(): Promise<void>;
+}
+
+/** A weight on the host, as read from safetensors: F16/BF16 as raw 16-bit patterns. */
+export interface NetworkWeight {
+  dtype: string;
+  shape: readonly number[];
+  data: ArrayBufferView;
+}
+
+/** A float32 tensor on the host: contiguous row-major `data` over `shape`. */
+export interface NetworkTensor {
+  shape: readonly number[];
+  data: Float32Array;
+}
+
+export type NetworkTensors = Record<string, NetworkTensor>;
+
+export interface NetworkStats {
+  /** Activation buffers allocated so far; constant once a shape has run once (no allocation per step). */
+  bufferAllocations: number;
+  bufferBytes: number;
+}
+
+/** A network built on one backend; runs go through the backend's op queue. */
+export interface NetworkHandle {
+  /** "encode"/"decode" for autoencoders, "forward" for UNets. */
+  readonly entries: readonly string[];
+  run(entry: string, inputs: Readonly<NetworkTensors>): Promise<NetworkTensors>;
+  stats(): NetworkStats;
+  dispose(): Promise<void>;
+}
+
+/** What a backend implements for networks; BackendBase adds checks and queueing. */
+export interface RawNetwork {
+  entries: readonly string[];
+  run(entry: string, inputs: Readonly<NetworkTensors>): Promise<NetworkTensors>;
+  stats(): NetworkStats;
+  dispose(): void;
 }

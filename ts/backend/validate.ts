@@ -3,7 +3,7 @@
  * so bad input throws a TypeError/RangeError that names the op and argument
  * (the C++ core checks again; these give JS-native error types and messages).
  */
-import type { DType, DeviceTensor, Triple } from './types.js';
+import type { DType, DeviceTensor, NetworkTensors, Triple } from './types.js';
 import { BaseTensor } from './base-tensor.js';
 
 export const MAX_DIMS = 8;
@@ -87,4 +87,26 @@ export function describe(v: unknown): string {
   if (Array.isArray(v)) return `array(${v.length})`;
   if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
   return `${typeof v} ${String(v)}`;
+}
+
+/** Input names each network entry accepts (MONAI's forward arguments). */
+export const NETWORK_ENTRY_INPUTS: Readonly<Record<string, readonly string[]>> = {
+  encode: ['x'],
+  decode: ['z', 'x', 'seg'],
+  forward: ['x', 'timesteps', 'context', 'seg', 'class_labels'],
+};
+
+export function checkNetworkInputs(entries: readonly string[], entry: unknown, inputs: unknown): asserts inputs is NetworkTensors {
+  if (typeof entry !== 'string' || !entries.includes(entry))
+    throw new RangeError(`network.run: argument 'entry' is ${describe(entry)}, expected one of ${entries.join(', ')}`);
+  if (typeof inputs !== 'object' || inputs === null) throw new TypeError(`network.run: argument 'inputs' must be an object of named tensors, got ${describe(inputs)}`);
+  const accepted = NETWORK_ENTRY_INPUTS[entry] ?? [];
+  for (const [name, t] of Object.entries(inputs as Record<string, { shape?: unknown; data?: unknown }>)) {
+    if (!accepted.includes(name)) throw new RangeError(`network.run: input '${name}' is unknown for '${entry}'; expected ${accepted.join(', ')}`);
+    if (!(t?.data instanceof Float32Array)) throw new TypeError(`network.run: input '${name}' must have a Float32Array 'data', got ${describe(t?.data)}`);
+    if (isDetached(t.data.buffer)) throw new TypeError(`network.run: input '${name}' is backed by a detached ArrayBuffer`);
+    const shape = checkShape('network.run', `inputs.${name}.shape`, t.shape);
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (size !== t.data.length) throw new RangeError(`network.run: input '${name}' has ${t.data.length} values for shape [${shape.join(', ')}] (${size})`);
+  }
 }

@@ -7,7 +7,7 @@ import os from 'node:os';
 
 import { BackendBase, type ConvParams } from './backend-base.js';
 import { BaseTensor } from './base-tensor.js';
-import { DTYPE_CODES, type BackendInfo, type DType } from './types.js';
+import { DTYPE_CODES, type BackendInfo, type DType, type NetworkTensors, type NetworkWeight, type RawNetwork } from './types.js';
 import { checkHostData, describe } from './validate.js';
 import {
   disposeModule, heapBuffer, loadModule, MAX_WASM_THREADS, type WasmModule, type WasmVariant,
@@ -200,6 +200,120 @@ export class WasmBackend extends BackendBase<WasmTensor> {
     xs.forEach((t, i) => this.desc(i32, i, t));
     const dy = this.desc(i32, xs.length, out);
     this.check(mod, mod._bl_concat(this.ctx, this.scratch + TRIPLES_BYTES, xs.length, dy));
+  }
+
+  protected async rawRunOp(name: string, inputs: readonly WasmTensor[], attrs: Readonly<Record<string, readonly number[]>>, outputs: readonly WasmTensor[]): Promise<void> {
+    const mod = this.heap.module(name);
+    this.ensureScratch(mod, inputs.length + outputs.length);
+    // Attributes as text, "key=1,2,3;key2=0.5" (parse_attrs in wasm/c_api.cpp; String(number) round-trips).
+    const text = Object.entries(attrs).map(([k, v]) => `${k}=${v.map(String).join(',')}`).join(';');
+    const nameBytes = mod.lengthBytesUTF8(name) + 1;
+    const textBytes = mod.lengthBytesUTF8(text) + 1;
+    const strings = this.heap.alloc(name, nameBytes + textBytes);
+    try {
+      mod.stringToUTF8(name, strings, nameBytes);
+      mod.stringToUTF8(text, strings + nameBytes, textBytes);
+      const i32 = this.scratchView(mod);  // after the allocation: heap growth replaces the buffer
+      inputs.forEach((t, i) => this.desc(i32, i, t));
+      outputs.forEach((t, i) => this.desc(i32, inputs.length + i, t));
+      const descs = this.scratch + TRIPLES_BYTES;
+      this.check(mod, mod._bl_run_op(this.ctx, strings, descs, inputs.length, strings + nameBytes,
+        descs + inputs.length * DESC_BYTES, outputs.length));
+    } finally {
+      mod._bl_free(strings);
+    }
+  }
+
+  protected async rawCreateNetwork(specText: string, weights: ReadonlyMap<string, NetworkWeight>): Promise<RawNetwork> {
+    const mod = this.heap.module('createNetwork');
+    const names = [...weights.keys()];
+    const tensors: WasmTensor[] = [];
+    let handle = 0;
+    try {
+      for (const w of weights.values()) {
+        const dtype: DType = w.dtype === 'F32' ? 'float32' : w.dtype === 'BF16' ? 'bfloat16' : 'float16';
+        const t = this.allocate(w.shape, dtype);
+        t.write(dtype === 'float32'
+          ? new Float32Array(w.data.buffer, w.data.byteOffset, w.data.byteLength / 4)
+          : new Uint16Array(w.data.buffer, w.data.byteOffset, w.data.byteLength / 2));
+        tensors.push(t);
+      }
+      this.ensureScratch(mod, tensors.length);
+      const [spec, joined] = this.heapStrings('createNetwork', [specText, names.join('\n')]);
+      try {
+        const i32 = this.scratchView(mod);
+        tensors.forEach((t, i) => this.desc(i32, i, t));
+        handle = mod._bl_network_create(this.ctx, spec, this.scratch + TRIPLES_BYTES, joined, tensors.length) >>> 0;
+      } finally {
+        mod._bl_free(spec);
+      }
+      if (!handle) throw this.lastError(mod);
+    } catch (e) {
+      tensors.forEach((t) => t.dispose());
+      throw e;
+    }
+    // float32 weights are read in place for the network's life; 16-bit ones were widened into its own copies.
+    const kept = tensors.filter((t) => t.dtype === 'float32');
+    tensors.filter((t) => t.dtype !== 'float32').forEach((t) => t.dispose());
+    return {
+      entries: mod.UTF8ToString(mod._bl_network_entries(handle)).split('\n'),
+      run: async (entry, inputs) => this.runNetwork(handle, entry, inputs),
+      stats: () => {
+        const m = this.heap.module('network.stats');
+        m._bl_network_stats(handle, this.scratch);
+        const f64 = new Float64Array(heapBuffer(m), this.scratch, 2);
+        return { bufferAllocations: f64[0], bufferBytes: f64[1] };
+      },
+      dispose: () => {
+        this.heap.mod?._bl_network_destroy(handle);
+        kept.forEach((t) => t.dispose());
+      },
+    };
+  }
+
+  private runNetwork(handle: number, entry: string, inputs: Readonly<NetworkTensors>): NetworkTensors {
+    const mod = this.heap.module('network.run');
+    const names = Object.keys(inputs);
+    const tensors = names.map((n) => this.tensor(inputs[n].shape, inputs[n].data) as WasmTensor);
+    try {
+      this.ensureScratch(mod, tensors.length);
+      const [entryPtr, namesPtr] = this.heapStrings('network.run', [entry, names.join('\n')]);
+      try {
+        const i32 = this.scratchView(mod);
+        tensors.forEach((t, i) => this.desc(i32, i, t));
+        this.check(mod, mod._bl_network_run(this.ctx, handle, entryPtr, this.scratch + TRIPLES_BYTES, namesPtr, tensors.length));
+      } finally {
+        mod._bl_free(entryPtr);
+      }
+      const outputs: NetworkTensors = {};
+      const count = mod._bl_network_output_count(handle);
+      for (let i = 0; i < count; i++) {
+        const name = mod.UTF8ToString(mod._bl_network_output_name(handle, i));
+        const desc = new Int32Array(heapBuffer(mod), mod._bl_network_output_desc(handle, i) >>> 0, DESC_INTS);
+        const shape = Array.from(desc.subarray(2, 2 + desc[1]));
+        const size = shape.reduce((a, b) => a * b, 1);
+        outputs[name] = { shape, data: new Float32Array(heapBuffer(mod), desc[10] >>> 0, size).slice() };
+      }
+      mod._bl_network_release_outputs(handle);
+      return outputs;
+    } finally {
+      tensors.forEach((t) => t.dispose());
+    }
+  }
+
+  /** Copies strings into one heap allocation; returns their pointers (free the first to free all). */
+  private heapStrings(op: string, strings: readonly string[]): number[] {
+    const mod = this.heap.module(op);
+    const sizes = strings.map((s) => mod.lengthBytesUTF8(s) + 1);
+    const base = this.heap.alloc(op, sizes.reduce((a, b) => a + b, 0));
+    const ptrs: number[] = [];
+    let at = base;
+    strings.forEach((s, i) => {
+      mod.stringToUTF8(s, at, sizes[i]);
+      ptrs.push(at);
+      at += sizes[i];
+    });
+    return ptrs;
   }
 
   protected async rawProbePeak(secondsPerRepeat: number): Promise<number> {

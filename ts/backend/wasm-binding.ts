@@ -116,7 +116,17 @@ export interface WasmModule {
   _bl_silu(ctx: number, x: number, out: number): number;
   _bl_add(ctx: number, a: number, b: number, out: number): number;
   _bl_concat(ctx: number, xs: number, count: number, out: number): number;
+  _bl_run_op(ctx: number, name: number, inputs: number, nIn: number, attrs: number, outputs: number, nOut: number): number;
   _bl_probe_peak_gflops(ctx: number, secondsPerRepeat: number, repeats: number): number;
+  _bl_network_create(ctx: number, spec: number, weights: number, names: number, count: number): number;
+  _bl_network_run(ctx: number, net: number, entry: number, inputs: number, names: number, count: number): number;
+  _bl_network_output_count(net: number): number;
+  _bl_network_output_name(net: number, i: number): number;
+  _bl_network_output_desc(net: number, i: number): number;
+  _bl_network_release_outputs(net: number): void;
+  _bl_network_entries(net: number): number;
+  _bl_network_stats(net: number, out: number): void;
+  _bl_network_destroy(net: number): void;
   UTF8ToString(ptr: number, maxBytes?: number): string;
   stringToUTF8(s: string, ptr: number, maxBytes: number): void;
   lengthBytesUTF8(s: string): number;

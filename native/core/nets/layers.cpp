@@ -1,0 +1,120 @@
+#include "layers.h"
+
+namespace bl {
+
+std::vector<int64_t> shape_of(const Tensor& t) { return std::vector<int64_t>(t.shape, t.shape + t.ndim); }
+
+Tensor reshaped(const Tensor& t, const std::vector<int64_t>& shape) {
+  Tensor v = Tensor::borrow(t.data, t.dtype, shape.data(), static_cast<int>(shape.size()));
+  v.owner = t.owner;
+  return v;
+}
+
+Tensor as_ncdhw(const Tensor& t) {
+  if (t.ndim == 5) return t;
+  int64_t positions = 1;
+  for (int i = 2; i < t.ndim; ++i) positions *= t.shape[i];
+  return reshaped(t, {t.shape[0], t.shape[1], positions, 1, 1});
+}
+
+Status ConvLayer::bind(WeightStore& ws, const std::string& prefix, int in, int out, int kernel, bool with_bias,
+                       int stride, int pad_before, int pad_after) {
+  cin = in;
+  cout = out;
+  k = kernel;
+  BL_RETURN_IF_ERROR(ws.take(prefix + ".weight", {out, in, kernel, kernel, kernel}, &weight));
+  has_bias = with_bias;
+  if (with_bias) BL_RETURN_IF_ERROR(ws.take(prefix + ".bias", {out}, &bias));
+  int pb = pad_before < 0 ? kernel / 2 : pad_before;
+  int pa = pad_after < 0 ? kernel / 2 : pad_after;
+  for (int i = 0; i < 3; ++i) {
+    params.stride[i] = stride;
+    params.pad_before[i] = pb;
+    params.pad_after[i] = pa;
+  }
+  return Status::ok();
+}
+
+Status ConvLayer::forward(NetRun& r, const Tensor& x, Tensor* y) const {
+  Tensor x5 = as_ncdhw(x);
+  int64_t out_shape[5];
+  BL_RETURN_IF_ERROR(conv3d_output_shape(x5, weight, params, out_shape));
+  Tensor y5 = r.pool.acquire(std::vector<int64_t>(out_shape, out_shape + 5));
+  BL_RETURN_IF_ERROR(conv3d(r.ctx, x5, weight, has_bias ? &bias : nullptr, params, y5));
+  if (x.ndim == 5) {
+    *y = y5;
+  } else {
+    std::vector<int64_t> s = shape_of(x);
+    s[1] = cout;
+    *y = reshaped(y5, s);
+  }
+  return Status::ok();
+}
+
+Status GroupNormLayer::bind(WeightStore& ws, const std::string& prefix, int channels, int g, float e, bool aff) {
+  groups = g;
+  eps = e;
+  affine = aff;
+  if (affine) {
+    BL_RETURN_IF_ERROR(ws.take(prefix + ".weight", {channels}, &weight));
+    BL_RETURN_IF_ERROR(ws.take(prefix + ".bias", {channels}, &bias));
+  }
+  return Status::ok();
+}
+
+Status GroupNormLayer::forward(NetRun& r, const Tensor& x, bool fuse_silu, Tensor* y) const {
+  *y = r.pool.acquire(shape_of(x));
+  return group_norm(r.ctx, x, groups, eps, affine ? &weight : nullptr, affine ? &bias : nullptr, fuse_silu, *y);
+}
+
+Status LayerNormLayer::bind(WeightStore& ws, const std::string& prefix, int channels) {
+  BL_RETURN_IF_ERROR(ws.take(prefix + ".weight", {channels}, &weight));
+  return ws.take(prefix + ".bias", {channels}, &bias);
+}
+
+Status LayerNormLayer::forward(NetRun& r, const Tensor& x, Tensor* y) const {
+  *y = r.pool.acquire(shape_of(x));
+  return layer_norm_channels(r.ctx, x, eps, &weight, &bias, *y);
+}
+
+Status NormLayer::bind_group(WeightStore& ws, const std::string& prefix, int channels, int groups, float eps) {
+  spade = false;
+  return group_norm.bind(ws, prefix, channels, groups, eps, true);
+}
+
+Status NormLayer::bind_spade(WeightStore& ws, const std::string& prefix, int channels, int groups, float eps,
+                             bool param_free_affine, int label_nc, int hidden) {
+  spade = true;
+  BL_RETURN_IF_ERROR(group_norm.bind(ws, prefix + ".param_free_norm.N", channels, groups, eps, param_free_affine));
+  BL_RETURN_IF_ERROR(mlp_shared.bind(ws, prefix + ".mlp_shared.conv", label_nc, hidden, 3, true));
+  BL_RETURN_IF_ERROR(mlp_gamma.bind(ws, prefix + ".mlp_gamma.conv", hidden, channels, 3, true));
+  return mlp_beta.bind(ws, prefix + ".mlp_beta.conv", hidden, channels, 3, true);
+}
+
+Status NormLayer::forward(NetRun& r, const Tensor& x, const Tensor* seg, bool fuse_silu, Tensor* y) const {
+  if (!spade) return group_norm.forward(r, x, fuse_silu, y);
+  if (!seg) return Status::range_error("SPADE: this network needs the label map input 'seg'");
+  Tensor normalized;
+  BL_RETURN_IF_ERROR(group_norm.forward(r, x, false, &normalized));
+  // The label map is resized (nearest) to this feature map's size, as F.interpolate(size=...) does.
+  std::vector<int64_t> seg_shape = shape_of(*seg);
+  for (int i = 2; i < 5; ++i) seg_shape[i] = x.shape[i];
+  Tensor seg_resized = r.pool.acquire(seg_shape);
+  BL_RETURN_IF_ERROR(resize_nearest(r.ctx, *seg, seg_resized));
+  Tensor actv;
+  BL_RETURN_IF_ERROR(mlp_shared.forward(r, seg_resized, &actv));
+  BL_RETURN_IF_ERROR(leaky_relu(r.ctx, actv, 0.01f, actv));
+  // MONAI's Convolution defaults to norm=INSTANCE, so gamma and beta each pass a non-affine
+  // InstanceNorm (eps 1e-5) after their convolution: a GenerativeModels quirk we reproduce.
+  Tensor gamma, beta;
+  BL_RETURN_IF_ERROR(mlp_gamma.forward(r, actv, &gamma));
+  BL_RETURN_IF_ERROR(bl::group_norm(r.ctx, gamma, static_cast<int>(gamma.shape[1]), 1e-5f, nullptr, nullptr, false, gamma));
+  BL_RETURN_IF_ERROR(mlp_beta.forward(r, actv, &beta));
+  BL_RETURN_IF_ERROR(bl::group_norm(r.ctx, beta, static_cast<int>(beta.shape[1]), 1e-5f, nullptr, nullptr, false, beta));
+  *y = normalized;
+  BL_RETURN_IF_ERROR(spade_modulate(r.ctx, normalized, gamma, beta, *y));
+  if (fuse_silu) BL_RETURN_IF_ERROR(silu(r.ctx, *y, *y));
+  return Status::ok();
+}
+
+}  // namespace bl

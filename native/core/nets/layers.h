@@ -1,0 +1,69 @@
+// Weight-carrying layers of the MONAI networks, each bound to its checkpoint
+// keys (GenerativeModels 0.2.3 names) and run with the core's ops. A forward
+// allocates its output from the network's TensorPool.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "../context.h"
+#include "../ops.h"
+#include "tensor_pool.h"
+#include "weight_store.h"
+
+namespace bl {
+
+struct NetRun {
+  Context& ctx;
+  TensorPool& pool;
+};
+
+// Same memory, new contiguous shape (element count must match).
+Tensor reshaped(const Tensor& t, const std::vector<int64_t>& shape);
+// [N, C, T...] viewed as [N, C, T, 1, 1] (or any rank >= 2 flattened to 5-D) for the 3-D kernels.
+Tensor as_ncdhw(const Tensor& t);
+std::vector<int64_t> shape_of(const Tensor& t);
+
+// MONAI Convolution (keys <prefix>.weight/.bias); also a Linear on channels-first
+// tensors when bound with k = 1 from a [out, in] weight.
+struct ConvLayer {
+  Tensor weight, bias;
+  bool has_bias = false;
+  int cin = 0, cout = 0, k = 1;
+  Conv3dParams params;
+  Status bind(WeightStore& ws, const std::string& prefix, int cin, int cout, int k, bool with_bias, int stride = 1,
+              int pad_before = -1, int pad_after = -1);
+  // y has x's rank; for rank < 5 the trailing dims are treated as positions.
+  Status forward(NetRun& r, const Tensor& x, Tensor* y) const;
+};
+
+struct GroupNormLayer {
+  Tensor weight, bias;
+  bool affine = true;
+  int groups = 32;
+  float eps = 1e-6f;
+  Status bind(WeightStore& ws, const std::string& prefix, int channels, int groups, float eps, bool affine);
+  Status forward(NetRun& r, const Tensor& x, bool fuse_silu, Tensor* y) const;
+};
+
+struct LayerNormLayer {
+  Tensor weight, bias;
+  float eps = 1e-5f;
+  Status bind(WeightStore& ws, const std::string& prefix, int channels);
+  Status forward(NetRun& r, const Tensor& x, Tensor* y) const;
+};
+
+// The normalisation in front of a convolution: GroupNorm, or SPADE
+// (param-free norm, then x * (1 + gamma(seg)) + beta(seg)).
+struct NormLayer {
+  GroupNormLayer group_norm;
+  bool spade = false;
+  ConvLayer mlp_shared, mlp_gamma, mlp_beta;
+  Status bind_group(WeightStore& ws, const std::string& prefix, int channels, int groups, float eps);
+  // param_free_affine: SPADEDiffusionModelUNet's param-free norm is an affine GroupNorm with keys
+  // <prefix>.param_free_norm.N.*; the SPADE autoencoder's has no parameters (eps 1e-5).
+  Status bind_spade(WeightStore& ws, const std::string& prefix, int channels, int groups, float eps,
+                    bool param_free_affine, int label_nc, int hidden);
+  Status forward(NetRun& r, const Tensor& x, const Tensor* seg, bool fuse_silu, Tensor* y) const;
+};
+
+}  // namespace bl
