@@ -22,6 +22,9 @@ const cases: Case[] = [
   { title: '3x3x3 stride 2, end pad (0,1) (autoencoder downsample)', x: [1, 4, 8, 6, 10], w: [5, 4, 3, 3, 3], bias: true, stride: [2, 2, 2], before: [0, 0, 0], after: [1, 1, 1] },
   { title: '3x3x3 no padding, no bias', x: [1, 3, 6, 5, 7], w: [6, 3, 3, 3, 3], bias: false, stride: [1, 1, 1], before: [0, 0, 0], after: [0, 0, 0] },
   { title: '3x3x3 pad 1, 32 -> 32 on 12^3', x: [1, 32, 12, 12, 12], w: [32, 32, 3, 3, 3], bias: true, stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
+  // Packed weights over 1 MiB: input channels are split into cache-sized blocks whose partial sums accumulate.
+  { title: '3x3x3 pad 1, 80 -> 256, input channels in blocks, batch 2', x: [2, 80, 4, 5, 3], w: [256, 80, 3, 3, 3], bias: true, stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '1x1x1, 600 -> 512', x: [1, 600, 2, 3, 5], w: [512, 600, 1, 1, 1], bias: true, stride: [1, 1, 1], before: [0, 0, 0], after: [0, 0, 0] },
 ];
 
 cases.forEach((c, i) => {

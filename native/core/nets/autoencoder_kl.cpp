@@ -31,7 +31,13 @@ class AutoencoderKL : public Network {
   std::vector<std::string> entries() const override { return {"encode", "decode"}; }
 
   Status run(Context& ctx, const std::string& entry, const NamedTensors& in, NamedTensors* out) override {
-    NetRun r{ctx, pool_};
+    LayerProfile profile;
+    NetRun r{ctx, pool_, LayerProfile::enabled() ? &profile : nullptr};
+    struct PrintOnExit {
+      NetRun& r;
+      std::string title;
+      ~PrintOnExit() { if (r.profile) r.profile->print(title); }
+    } print_on_exit{r, spec_.class_name + " " + entry};
     if (entry == "encode") return encode(r, in, out);
     if (entry == "decode") return decode(r, in, out);
     return Status::range_error(spec_.class_name + ": entry '" + entry + "' is unknown; expected encode or decode");

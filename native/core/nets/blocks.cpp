@@ -195,7 +195,10 @@ Status attend(NetRun& r, const ConvLayer& q_layer, const ConvLayer& k_layer, con
   BL_RETURN_IF_ERROR(k_layer.forward(r, kv_source, &k));
   Tensor att = r.pool.acquire({x_norm.shape[0], inner, tq});
   const float scale = 1.0f / std::sqrt(static_cast<float>(q.shape[1] / heads));
-  BL_RETURN_IF_ERROR(attention(r.ctx, q, k, v, heads, scale, att));
+  {
+    LayerTimer timer(r, "attention", q, 0, 4.0 * x_norm.shape[0] * inner * tq * tk);
+    BL_RETURN_IF_ERROR(attention(r.ctx, q, k, v, heads, scale, att));
+  }
   return out_layer.forward(r, att, y);
 }
 

@@ -130,7 +130,13 @@ class DiffusionUNet : public Network {
   Status run(Context& ctx, const std::string& entry, const NamedTensors& in, NamedTensors* out) override {
     if (entry != "forward")
       return Status::range_error(spec_.class_name + ": entry '" + entry + "' is unknown; expected forward");
-    NetRun r{ctx, pool_};
+    LayerProfile profile;
+    NetRun r{ctx, pool_, LayerProfile::enabled() ? &profile : nullptr};
+    struct PrintOnExit {
+      NetRun& r;
+      std::string title;
+      ~PrintOnExit() { if (r.profile) r.profile->print(title); }
+    } print_on_exit{r, spec_.class_name + " " + entry};
     const NetworkSpec& s = spec_;
     const Tensor *x, *t, *context = nullptr, *seg = nullptr, *labels = nullptr;
     BL_RETURN_IF_ERROR(network_input(in, entry, "x", 5, true, &x));

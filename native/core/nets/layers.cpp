@@ -1,5 +1,9 @@
 #include "layers.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
 namespace bl {
 
 std::vector<int64_t> shape_of(const Tensor& t) { return std::vector<int64_t>(t.shape, t.shape + t.ndim); }
@@ -15,6 +19,46 @@ Tensor as_ncdhw(const Tensor& t) {
   int64_t positions = 1;
   for (int i = 2; i < t.ndim; ++i) positions *= t.shape[i];
   return reshaped(t, {t.shape[0], t.shape[1], positions, 1, 1});
+}
+
+bool LayerProfile::enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("BRAIN_LDM_PROFILE");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+
+void LayerProfile::add(const std::string& label, double seconds, double flops) {
+  Entry& e = entries_[label];
+  e.seconds += seconds;
+  e.flops += flops;
+  ++e.calls;
+}
+
+void LayerProfile::print(const std::string& title) const {
+  std::vector<std::pair<std::string, Entry>> rows(entries_.begin(), entries_.end());
+  std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.seconds > b.second.seconds; });
+  double total = 0;
+  for (auto& r : rows) total += r.second.seconds;
+  std::fprintf(stderr, "brain-ldm profile: %s, %.1f ms in layers\n", title.c_str(), total * 1e3);
+  for (auto& [label, e] : rows)
+    std::fprintf(stderr, "  %8.1f ms %5.1f%% %4d x  %-48s %s\n", e.seconds * 1e3, 100 * e.seconds / total, e.calls, label.c_str(),
+                 e.flops > 0 ? (std::to_string(static_cast<int>(e.flops / e.seconds * 1e-9)) + " GFLOP/s").c_str() : "");
+}
+
+LayerTimer::LayerTimer(NetRun& r, const char* kind, const Tensor& x, int cout, double flops) : r_(r), flops_(flops) {
+  if (!r.profile) return;
+  label_ = std::string(kind) + " " + std::to_string(x.shape[1]);
+  if (cout) label_ += "->" + std::to_string(cout);
+  label_ += " @";
+  for (int i = 2; i < x.ndim; ++i) label_ += (i > 2 ? "x" : "") + std::to_string(x.shape[i]);
+  start_ = std::chrono::steady_clock::now();
+}
+
+LayerTimer::~LayerTimer() {
+  if (r_.profile)
+    r_.profile->add(label_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(), flops_);
 }
 
 Status ConvLayer::bind(WeightStore& ws, const std::string& prefix, int in, int out, int kernel, bool with_bias,
@@ -39,6 +83,8 @@ Status ConvLayer::forward(NetRun& r, const Tensor& x, Tensor* y) const {
   Tensor x5 = as_ncdhw(x);
   int64_t out_shape[5];
   BL_RETURN_IF_ERROR(conv3d_output_shape(x5, weight, params, out_shape));
+  double flops = 2.0 * cin * cout * k * k * k * out_shape[0] * out_shape[2] * out_shape[3] * out_shape[4];
+  LayerTimer timer(r, k == 1 ? "conv1x1" : params.stride[0] == 2 ? "conv3x3x3/2" : "conv3x3x3", x5, cout, flops);
   Tensor y5 = r.pool.acquire(std::vector<int64_t>(out_shape, out_shape + 5));
   BL_RETURN_IF_ERROR(conv3d(r.ctx, x5, weight, has_bias ? &bias : nullptr, params, y5));
   if (x.ndim == 5) {
@@ -63,6 +109,7 @@ Status GroupNormLayer::bind(WeightStore& ws, const std::string& prefix, int chan
 }
 
 Status GroupNormLayer::forward(NetRun& r, const Tensor& x, bool fuse_silu, Tensor* y) const {
+  LayerTimer timer(r, "group_norm", x);
   *y = r.pool.acquire(shape_of(x));
   return group_norm(r.ctx, x, groups, eps, affine ? &weight : nullptr, affine ? &bias : nullptr, fuse_silu, *y);
 }
@@ -73,6 +120,7 @@ Status LayerNormLayer::bind(WeightStore& ws, const std::string& prefix, int chan
 }
 
 Status LayerNormLayer::forward(NetRun& r, const Tensor& x, Tensor* y) const {
+  LayerTimer timer(r, "layer_norm", x);
   *y = r.pool.acquire(shape_of(x));
   return layer_norm_channels(r.ctx, x, eps, &weight, &bias, *y);
 }

@@ -2,6 +2,8 @@
 // keys (GenerativeModels 0.2.3 names) and run with the core's ops. A forward
 // allocates its output from the network's TensorPool.
 #pragma once
+#include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,9 +14,36 @@
 
 namespace bl {
 
+// Per-layer wall time of one run, kept when BRAIN_LDM_PROFILE is set (printed to stderr after the run,
+// heaviest first), to show where a forward's time goes without an external profiler.
+class LayerProfile {
+ public:
+  static bool enabled();
+  void add(const std::string& label, double seconds, double flops);
+  void print(const std::string& title) const;
+
+ private:
+  struct Entry { double seconds = 0, flops = 0; int calls = 0; };
+  std::map<std::string, Entry> entries_;
+};
+
 struct NetRun {
   Context& ctx;
   TensorPool& pool;
+  LayerProfile* profile = nullptr;
+};
+
+// Times one layer call into r.profile when profiling.
+class LayerTimer {
+ public:
+  LayerTimer(NetRun& r, const char* kind, const Tensor& x, int cout = 0, double flops = 0);
+  ~LayerTimer();
+
+ private:
+  NetRun& r_;
+  std::string label_;
+  double flops_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 // Same memory, new contiguous shape (element count must match).
