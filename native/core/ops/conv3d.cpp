@@ -188,14 +188,20 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
     for (int64_t ci0 = 0; ci0 < g.cin; ci0 += ci_block) {
       const int64_t cin_here = std::min(ci_block, g.cin - ci0);
       const bool first = ci0 == 0;
-      // Items ordered (depth slice, tile, channel block): consecutive items share input rows.
-      const int64_t items = g.od * tiles * co_blocks;
+      // Items ordered (depth slice, tile group, channel block, tile): a group's input (~256 KiB)
+      // stays in L2 while every channel block's weights pass over it once, instead of all the
+      // weights streaming past each single tile.
+      const int64_t tile_bytes = cin_here * tile * static_cast<int64_t>(sizeof(float)) * (taps > 1 ? 3 : 1);
+      const int64_t group = std::min<int64_t>(tiles, std::max<int64_t>(1, (int64_t(256) << 10) / tile_bytes));
+      const int64_t groups = (tiles + group - 1) / group;
+      const int64_t items = g.od * groups * co_blocks * group;
       ctx.pool().parallel_for(items, [&](int64_t begin, int64_t end, int) {
         alignas(64) float acc[16 * 64];
         for (int64_t item = begin; item < end; ++item) {
-          int64_t cb = item % co_blocks;
-          int64_t t = (item / co_blocks) % tiles;
-          int64_t z = item / (co_blocks * tiles);
+          int64_t t = ((item / (group * co_blocks)) % groups) * group + item % group;
+          if (t >= tiles) continue;
+          int64_t cb = (item / group) % co_blocks;
+          int64_t z = item / (group * co_blocks * groups);
           int64_t p0 = t * tile;
           k.conv_tile_fn(xq + ci0 * g.ci_stride + z * g.hq * g.wq + p0,
                          wp + (cb * g.cin + ci0) * taps * co_block, tap_off.data(), static_cast<int>(taps),
