@@ -31,13 +31,8 @@ class AutoencoderKL : public Network {
   std::vector<std::string> entries() const override { return {"encode", "decode"}; }
 
   Status run(Context& ctx, const std::string& entry, const NamedTensors& in, NamedTensors* out) override {
-    LayerProfile profile;
-    NetRun r{ctx, pool_, LayerProfile::enabled() ? &profile : nullptr};
-    struct PrintOnExit {
-      NetRun& r;
-      std::string title;
-      ~PrintOnExit() { if (r.profile) r.profile->print(title); }
-    } print_on_exit{r, spec_.class_name + " " + entry};
+    ProfiledRun profiled(ctx, pool_, spec_.class_name + " " + entry);
+    NetRun& r = profiled.run();
     if (entry == "encode") return encode(r, in, out);
     if (entry == "decode") return decode(r, in, out);
     return Status::range_error(spec_.class_name + ": entry '" + entry + "' is unknown; expected encode or decode");
@@ -243,10 +238,7 @@ class AutoencoderKL : public Network {
 }  // namespace
 
 Status create_autoencoder_kl(const NetworkSpec& spec, WeightStore& ws, std::unique_ptr<Network>* out) {
-  auto net = std::make_unique<AutoencoderKL>(spec);
-  BL_RETURN_IF_ERROR(net->bind(ws));
-  *out = std::move(net);
-  return Status::ok();
+  return build_network<AutoencoderKL>(spec, ws, out);
 }
 
 }  // namespace bl

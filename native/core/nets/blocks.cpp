@@ -4,19 +4,29 @@
 
 namespace bl {
 
+namespace {
+
+// norm1 (in channels) and norm2 (out channels) of a resnet block: GroupNorm, or SPADE whose
+// param-free norm has the given eps and affinity (they differ between the SPADE networks).
+Status bind_norm_pair(WeightStore& ws, const std::string& p, int in, int out, const NetworkSpec& spec, bool spade,
+                      float spade_eps, bool spade_affine, NormLayer* norm1, NormLayer* norm2) {
+  if (!spade) {
+    BL_RETURN_IF_ERROR(norm1->bind_group(ws, p + ".norm1", in, spec.norm_num_groups, spec.norm_eps));
+    return norm2->bind_group(ws, p + ".norm2", out, spec.norm_num_groups, spec.norm_eps);
+  }
+  BL_RETURN_IF_ERROR(norm1->bind_spade(ws, p + ".norm1", in, spec.norm_num_groups, spade_eps, spade_affine,
+                                       spec.label_nc, spec.spade_intermediate_channels));
+  return norm2->bind_spade(ws, p + ".norm2", out, spec.norm_num_groups, spade_eps, spade_affine, spec.label_nc,
+                           spec.spade_intermediate_channels);
+}
+
+}  // namespace
+
 // ---- AeResBlock --------------------------------------------------------------
 
 Status AeResBlock::bind(WeightStore& ws, const std::string& p, int in, int out, const NetworkSpec& spec, bool spade) {
-  if (spade) {
-    // SPADEAutoencoderKL's param-free norm is GroupNorm(affine=False) with spade_norm_eps.
-    BL_RETURN_IF_ERROR(norm1.bind_spade(ws, p + ".norm1", in, spec.norm_num_groups, spec.spade_norm_eps, false,
-                                        spec.label_nc, spec.spade_intermediate_channels));
-    BL_RETURN_IF_ERROR(norm2.bind_spade(ws, p + ".norm2", out, spec.norm_num_groups, spec.spade_norm_eps, false,
-                                        spec.label_nc, spec.spade_intermediate_channels));
-  } else {
-    BL_RETURN_IF_ERROR(norm1.bind_group(ws, p + ".norm1", in, spec.norm_num_groups, spec.norm_eps));
-    BL_RETURN_IF_ERROR(norm2.bind_group(ws, p + ".norm2", out, spec.norm_num_groups, spec.norm_eps));
-  }
+  // SPADEAutoencoderKL's param-free norm is GroupNorm(affine=False) with spade_norm_eps.
+  BL_RETURN_IF_ERROR(bind_norm_pair(ws, p, in, out, spec, spade, spec.spade_norm_eps, false, &norm1, &norm2));
   BL_RETURN_IF_ERROR(conv1.bind(ws, p + ".conv1.conv", in, out, 3, true));
   BL_RETURN_IF_ERROR(conv2.bind(ws, p + ".conv2.conv", out, out, 3, true));
   has_shortcut = in != out;
@@ -82,16 +92,8 @@ Status ResnetBlock::bind(WeightStore& ws, const std::string& p, int in, int out,
   up = is_up;
   down = is_down;
   out_channels = out;
-  if (spade) {
-    // SPADEDiffusionModelUNet: param-free norm is an affine GroupNorm with the network's eps.
-    BL_RETURN_IF_ERROR(norm1.bind_spade(ws, p + ".norm1", in, spec.norm_num_groups, spec.norm_eps, true, spec.label_nc,
-                                        spec.spade_intermediate_channels));
-    BL_RETURN_IF_ERROR(norm2.bind_spade(ws, p + ".norm2", out, spec.norm_num_groups, spec.norm_eps, true,
-                                        spec.label_nc, spec.spade_intermediate_channels));
-  } else {
-    BL_RETURN_IF_ERROR(norm1.bind_group(ws, p + ".norm1", in, spec.norm_num_groups, spec.norm_eps));
-    BL_RETURN_IF_ERROR(norm2.bind_group(ws, p + ".norm2", out, spec.norm_num_groups, spec.norm_eps));
-  }
+  // SPADEDiffusionModelUNet: param-free norm is an affine GroupNorm with the network's eps.
+  BL_RETURN_IF_ERROR(bind_norm_pair(ws, p, in, out, spec, spade, spec.norm_eps, true, &norm1, &norm2));
   BL_RETURN_IF_ERROR(conv1.bind(ws, p + ".conv1.conv", in, out, 3, true));
   BL_RETURN_IF_ERROR(conv2.bind(ws, p + ".conv2.conv", out, out, 3, true));
   BL_RETURN_IF_ERROR(ws.take(p + ".time_emb_proj.weight", {out, temb}, &time_w));

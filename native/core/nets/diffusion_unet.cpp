@@ -130,13 +130,8 @@ class DiffusionUNet : public Network {
   Status run(Context& ctx, const std::string& entry, const NamedTensors& in, NamedTensors* out) override {
     if (entry != "forward")
       return Status::range_error(spec_.class_name + ": entry '" + entry + "' is unknown; expected forward");
-    LayerProfile profile;
-    NetRun r{ctx, pool_, LayerProfile::enabled() ? &profile : nullptr};
-    struct PrintOnExit {
-      NetRun& r;
-      std::string title;
-      ~PrintOnExit() { if (r.profile) r.profile->print(title); }
-    } print_on_exit{r, spec_.class_name + " " + entry};
+    ProfiledRun profiled(ctx, pool_, spec_.class_name + " " + entry);
+    NetRun& r = profiled.run();
     const NetworkSpec& s = spec_;
     const Tensor *x, *t, *context = nullptr, *seg = nullptr, *labels = nullptr;
     BL_RETURN_IF_ERROR(network_input(in, entry, "x", 5, true, &x));
@@ -263,10 +258,7 @@ class DiffusionUNet : public Network {
 }  // namespace
 
 Status create_diffusion_unet(const NetworkSpec& spec, WeightStore& ws, std::unique_ptr<Network>* out) {
-  auto net = std::make_unique<DiffusionUNet>(spec);
-  BL_RETURN_IF_ERROR(net->bind(ws));
-  *out = std::move(net);
-  return Status::ok();
+  return build_network<DiffusionUNet>(spec, ws, out);
 }
 
 }  // namespace bl

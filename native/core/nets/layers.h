@@ -33,6 +33,21 @@ struct NetRun {
   LayerProfile* profile = nullptr;
 };
 
+// One network run's NetRun, with a LayerProfile that is printed when the run ends (only when
+// BRAIN_LDM_PROFILE is set).
+class ProfiledRun {
+ public:
+  ProfiledRun(Context& ctx, TensorPool& pool, std::string title)
+      : run_{ctx, pool, LayerProfile::enabled() ? &profile_ : nullptr}, title_(std::move(title)) {}
+  ~ProfiledRun() { if (run_.profile) profile_.print(title_); }
+  NetRun& run() { return run_; }
+
+ private:
+  LayerProfile profile_;
+  NetRun run_;
+  std::string title_;
+};
+
 // Times one layer call into r.profile when profiling.
 class LayerTimer {
  public:

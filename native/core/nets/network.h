@@ -34,6 +34,15 @@ class Network {
   TensorPool pool_;
 };
 
+// Constructs a network class and binds its weights.
+template <class Net>
+Status build_network(const NetworkSpec& spec, WeightStore& ws, std::unique_ptr<Network>* out) {
+  auto net = std::make_unique<Net>(spec);
+  BL_RETURN_IF_ERROR(net->bind(ws));
+  *out = std::move(net);
+  return Status::ok();
+}
+
 // Binds every weight the graph needs (errors name key and both shapes) and
 // rejects keys it does not use.
 Status create_network(const NetworkSpec& spec, WeightStore& weights, std::unique_ptr<Network>* out);
