@@ -7,3 +7,23 @@ export { loadBackend, createBackend, probeBackends, BackendUnavailableError } fr
 export { NativeBackend } from './backend/native-backend.js';
 export { planMemory } from './backend/memory-plan.js';
 export type { BufferLifetime, MemoryPlan } from './backend/memory-plan.js';
+
+// MONAI networks from bundles and checkpoints
+export { createNetwork, loadNetwork, validateNetworkWeights } from './nets/network.js';
+export type { NetworkHandle, NetworkStats, NetworkTensor, NetworkTensors } from './nets/network.js';
+export { networkSpecText } from './nets/network-spec.js';
+export { readBundle, writeBundle } from './bundle/model-bundle.js';
+export type { BundleConfig, ModelBundle, NetworkSpec } from './bundle/model-bundle.js';
+export { importCheckpoint } from './bundle/import-checkpoint.js';
+export { readTorchCheckpoint, extractStateDict } from './io/torch-checkpoint.js';
+export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+
+// Schedulers (MONAI formulas) and DPM-Solver++
+export { createScheduler, schedulerConfigFromMonai, DdpmScheduler, DdimScheduler, PndmScheduler, DpmSolverMultistepScheduler } from './schedulers/index.js';
+export type { Scheduler, SchedulerConfigInput } from './schedulers/index.js';
+
+// NIfTI and SynthSeg label maps
+export { readNifti, writeNifti } from './io/nifti.js';
+export { SYNTHSEG_LABELS, VENTRICLE_LABELS, mapToSynthSeg } from './labels/synthseg-labels.js';
+export { readLabelVolume, reorient, resampleNearest, cropAroundBrain, ventricleVolumeMl, intracranialVolumeMl } from './labels/label-volume.js';
+export { prepareLabelMap, THESIS_GRID } from './labels/prepare-label-maps.js';
