@@ -19,6 +19,7 @@
       "native/core/ops/embeddings.cpp",
       "native/core/ops/convert.cpp",
       "native/core/ops/op_registry.cpp",
+      "native/core/ops/random.cpp",
       "native/core/nets/network_spec.cpp",
       "native/core/nets/weight_store.cpp",
       "native/core/nets/tensor_pool.cpp",

@@ -27,3 +27,8 @@ export { readNifti, writeNifti } from './io/nifti.js';
 export { SYNTHSEG_LABELS, VENTRICLE_LABELS, mapToSynthSeg } from './labels/synthseg-labels.js';
 export { readLabelVolume, reorient, resampleNearest, cropAroundBrain, ventricleVolumeMl, intracranialVolumeMl } from './labels/label-volume.js';
 export { prepareLabelMap, THESIS_GRID } from './labels/prepare-label-maps.js';
+
+// Sampling: counter-based noise (Philox in the core, identical on every backend) and the guided loop
+export { gaussianNoise } from './random/noise.js';
+export { sampleLatent } from './pipeline/sample-latent.js';
+export { nullContext, guidedContext, combineGuidance } from './pipeline/guidance.js';

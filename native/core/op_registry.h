@@ -39,6 +39,11 @@ using OpAttrs = std::map<std::string, std::vector<double>>;
 //   clamp                x                          y        min, max
 //   exp_scaled           x                          y        factor
 //   convert_dtype        x (any dtype)              y (any dtype)
+//   random_normal        (none)                     y        seed_hi (0), seed_lo (0), stream (0), offset (0):
+//                                                             seed = seed_hi * 2^32 + seed_lo, halves in [0, 2^32);
+//                                                             stream, offset integers in [0, 2^53)
+//   philox4x32           (none)                     y [8]    counter (4 words), key (2 words): raw Philox4x32-10,
+//                                                             word j as y[2j] = hi 16 bits, y[2j+1] = lo 16 bits
 Status run_op(Context& ctx, const std::string& name, const std::vector<Tensor>& inputs, const OpAttrs& attrs,
               const std::vector<Tensor>& outputs);
 

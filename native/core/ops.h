@@ -87,4 +87,18 @@ Status exp_scaled(Context& ctx, const Tensor& x, float factor, Tensor& y);
 // fp16/bf16 <-> fp32 conversion of whole tensors (weights stored as 16-bit).
 Status convert_dtype(Context& ctx, const Tensor& x, Tensor& y);
 
+// ---------------------------------------------------------------------------
+// Counter-based randomness (ops/random.cpp), bit-identical on every backend and platform.
+
+// Fills float32 `y` (any shape) with N(0, 1) samples: element i is sample number offset + i of the
+// stream (seed, stream). Philox4x32-10 with key = (seed lo32, seed hi32) and counter = (block lo32,
+// block hi32, stream lo32, stream hi32), block = (offset + i) / 4; each block's words (w0, w1) and
+// (w2, w3) give two Box-Muller pairs (r cos, r sin) with u = (w + 0.5) 2^-32, computed in double with
+// this file's own log/sin/cos (no libm), rounded once to float. Any subrange regenerates alone.
+Status random_normal(Context& ctx, uint64_t seed, uint64_t stream, uint64_t offset, Tensor& y);
+
+// The raw Philox4x32-10 bijection of one counter block under `key`, for known-answer tests: y holds
+// 8 floats, word j as y[2j] = w_j >> 16, y[2j + 1] = w_j & 0xffff (exact in float32).
+Status philox4x32(Context& ctx, const uint32_t counter[4], const uint32_t key[2], Tensor& y);
+
 }  // namespace bl

@@ -19,6 +19,13 @@ std::string number_string(double v) {
   return buf;
 }
 
+// Text that reads back as exactly v (integers up to 2^53 in full, not in %.9g exponent form).
+std::string exact_string(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
 // Reads an op's attributes, remembering which keys it asked for so leftovers can be reported.
 class AttrReader {
  public:
@@ -61,6 +68,32 @@ class AttrReader {
       out[i] = static_cast<int>(v);
     }
     return Status::ok();
+  }
+
+  // `count` integers in [0, hi] (exact in a double: hi <= 2^53 - 1), required.
+  Status unsigned_list(const char* key, size_t count, double hi, uint64_t* out) {
+    auto it = find(key);
+    if (it == attrs_.end()) return Status::range_error(op_ + ": missing attribute '" + key + "'");
+    if (it->second.size() != count)
+      return Status::range_error(op_ + ": attribute '" + key + "' must hold " + std::to_string(count) + " values, got " +
+                                 std::to_string(it->second.size()));
+    for (size_t i = 0; i < count; ++i) {
+      const double v = it->second[i];
+      if (!(v == std::floor(v)) || v < 0.0 || v > hi)
+        return Status::range_error(op_ + ": attribute '" + key + "' must hold integers in [0, " +
+                                   std::to_string(static_cast<uint64_t>(hi)) + "], got " + exact_string(v));
+      out[i] = static_cast<uint64_t>(v);
+    }
+    return Status::ok();
+  }
+
+  // One integer in [0, hi] (hi <= 2^53 - 1), `def` when absent.
+  Status unsigned_int(const char* key, uint64_t def, double hi, uint64_t* out) {
+    if (!has(key)) {
+      *out = def;
+      return Status::ok();
+    }
+    return unsigned_list(key, 1, hi, out);
   }
 
   bool has(const char* key) {
@@ -258,6 +291,29 @@ const std::vector<OpEntry>& registry() {
        [](Context& c, const std::vector<Tensor>& in, AttrReader& a, Tensor& y) {
          BL_RETURN_IF_ERROR(a.finish());
          return convert_dtype(c, in[0], y);
+       }},
+      {"random_normal", 0, 0,
+       [](Context& c, const std::vector<Tensor>&, AttrReader& a, Tensor& y) {
+         // 64-bit seed as two 32-bit halves; stream and offset exact JS integers.
+         constexpr double kU32 = 4294967295.0, kSafe = 9007199254740991.0;
+         uint64_t hi = 0, lo = 0, stream = 0, offset = 0;
+         BL_RETURN_IF_ERROR(a.unsigned_int("seed_hi", 0, kU32, &hi));
+         BL_RETURN_IF_ERROR(a.unsigned_int("seed_lo", 0, kU32, &lo));
+         BL_RETURN_IF_ERROR(a.unsigned_int("stream", 0, kSafe, &stream));
+         BL_RETURN_IF_ERROR(a.unsigned_int("offset", 0, kSafe, &offset));
+         BL_RETURN_IF_ERROR(a.finish());
+         return random_normal(c, (hi << 32) | lo, stream, offset, y);
+       }},
+      {"philox4x32", 0, 0,
+       [](Context& c, const std::vector<Tensor>&, AttrReader& a, Tensor& y) {
+         constexpr double kU32 = 4294967295.0;
+         uint64_t ctr[4], key[2];
+         BL_RETURN_IF_ERROR(a.unsigned_list("counter", 4, kU32, ctr));
+         BL_RETURN_IF_ERROR(a.unsigned_list("key", 2, kU32, key));
+         BL_RETURN_IF_ERROR(a.finish());
+         const uint32_t c32[4] = {uint32_t(ctr[0]), uint32_t(ctr[1]), uint32_t(ctr[2]), uint32_t(ctr[3])};
+         const uint32_t k32[2] = {uint32_t(key[0]), uint32_t(key[1])};
+         return philox4x32(c, c32, k32, y);
        }},
   };
   return ops;
