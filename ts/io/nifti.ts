@@ -20,11 +20,11 @@
  * [nx, ny, nz] is data[i + nx * (j + ny * k)]), the same as numpy's `order='F'` view nibabel returns.
  * Values are the stored values; `scl_slope`/`scl_inter` are not applied (see `niftiScaling` / `scaledData`).
  */
-import { open, rename, unlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { gunzip, gzip, constants as zlibConstants } from 'node:zlib';
-import { checkLittleEndianHost, readFileFully, writeAll } from './safetensors.js';
+import { checkLittleEndianHost, readFileFully } from './safetensors.js';
+import { writeFileAtomically } from './atomic-write.js';
 
 const gunzipAsync = promisify(gunzip);
 const gzipAsync = promisify(gzip);
@@ -826,7 +826,6 @@ export function serializeNifti(input: NiftiWriteInput, op = 'serializeNifti'): B
   return out;
 }
 
-let tmpCounter = 0;
 
 /**
  * Writes `.nii` or `.nii.gz` (gzip when the name ends in .gz), little-endian, sform and qform both set from the
@@ -839,18 +838,5 @@ export async function writeNifti(path: string, input: NiftiWriteInput, options: 
   if (!Number.isInteger(level) || level < -1 || level > 9) throw new RangeError(`writeNifti: option 'gzipLevel' must be -1..9, got ${level}`);
   let bytes: Uint8Array = serializeNifti(input, 'writeNifti');
   if (/\.gz$/i.test(path)) bytes = await gzipAsync(bytes, { level });
-  const tmp = `${path}.tmp-${process.pid}-${tmpCounter++}`;
-  const fh = await open(tmp, 'w');
-  try {
-    try {
-      await writeAll(fh, bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+  await writeFileAtomically(path, [bytes]);
 }

@@ -13,7 +13,7 @@
  * a dtype; header entries follow the data order; metadata keys are sorted by name (Python's order is a hash order,
  * so only files with at most one metadata key compare byte for byte).
  */
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { writeFileAtomically } from './atomic-write.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 
@@ -254,14 +254,7 @@ export function serializeSafetensors(tensors: TensorsInput, metadata: Readonly<R
   return out;
 }
 
-/** Writes all of `bytes`, in pieces of at most 1 GiB (one write call is capped at 2 GiB) and retrying short writes. */
-export async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
-  let o = 0;
-  while (o < bytes.byteLength) {
-    const { bytesWritten } = await fh.write(bytes, o, Math.min(bytes.byteLength - o, 1 << 30));
-    o += bytesWritten;
-  }
-}
+export { writeAll } from './atomic-write.js';
 
 /**
  * Writes a .safetensors file atomically: into `path.tmp-<pid>`, flushed, then renamed over `path`, so a crash
@@ -270,19 +263,5 @@ export async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void>
 export async function writeSafetensors(path: string, tensors: TensorsInput, metadata: Readonly<Record<string, string>> = {}): Promise<void> {
   if (typeof path !== 'string' || path.length === 0) throw new TypeError(`writeSafetensors: argument 'path' must be a non-empty string`);
   const { header, items } = plan(tensors, metadata, 'writeSafetensors');
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w');
-  try {
-    try {
-      await writeAll(fh, header);
-      for (const it of items) await writeAll(fh, bytesOf(it.tensor));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+  await writeFileAtomically(path, [header, ...items.map((it) => bytesOf(it.tensor))]);
 }
