@@ -4,10 +4,9 @@
  * the real maps, ventricle volume kept), cropping around the brain, measures, and NIfTI glue.
  */
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { applyAffine, invertAffine, parseNifti, serializeNifti, type Affine } from '../../ts/io/nifti.js';
 import {
   axcodesToOrientation, brainCropStart, countLabels, cropAroundBrain, cropWindow, intracranialVolumeMl, labelCounts,
@@ -15,20 +14,9 @@ import {
   ventricleVolumeMl, volumeAxcodes, voxelVolumeMm3, writeVolume, type LabelVolume, type Triple, type Volume,
 } from '../../ts/labels/label-volume.js';
 import { mapToSynthSeg } from '../../ts/labels/synthseg-labels.js';
+import { sharedData } from '../helpers/shared-data.js';
 
-const DATA = new URL('../../../shared/data/', import.meta.url);
-const REQUIRE_DATA = process.env.BRAIN_LDM_REQUIRE_DATA === '1';
-const HAVE_DATA = existsSync(fileURLToPath(new URL('synthseg-label-maps/training_seg_01.nii.gz', DATA)));
-const dataTest = HAVE_DATA || REQUIRE_DATA ? test : test.skip;
-if (!HAVE_DATA) {
-  const msg = `shared data not found at ${fileURLToPath(DATA)}: tests on the real label maps are ${REQUIRE_DATA ? 'required (BRAIN_LDM_REQUIRE_DATA=1) and fail' : 'skipped (set BRAIN_LDM_REQUIRE_DATA=1 to fail instead)'}`;
-  console.warn(`label-volume.spec: ${msg}`);
-  test('shared data folder is present', (t) => {
-    if (REQUIRE_DATA) t.fail(msg);
-    else { t.log(msg); t.pass(); }
-  });
-}
-const dataPath = (rel: string) => fileURLToPath(new URL(rel, DATA));
+const { dataTest, dataPath } = sharedData('label-volume.spec');
 
 interface RefVoxel { index: number[]; value: number }
 interface RefMap {

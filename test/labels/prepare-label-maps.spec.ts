@@ -4,28 +4,16 @@
  * there (compared with MONAI Orientation + Spacing numbers in reference.json).
  */
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeNifti, type Affine } from '../../ts/io/nifti.js';
 import { countLabels, labelCounts, volumeAxcodes, voxelVolumeMm3 } from '../../ts/labels/label-volume.js';
 import { formatPrepareReport, prepareLabelMap, THESIS_GRID } from '../../ts/labels/prepare-label-maps.js';
 import { SYNTHSEG_LABELS, VENTRICLE_LABELS } from '../../ts/labels/synthseg-labels.js';
+import { sharedData } from '../helpers/shared-data.js';
 
-const DATA = new URL('../../../shared/data/', import.meta.url);
-const REQUIRE_DATA = process.env.BRAIN_LDM_REQUIRE_DATA === '1';
-const HAVE_DATA = existsSync(fileURLToPath(new URL('synthseg-label-maps/training_seg_01.nii.gz', DATA)));
-const dataTest = HAVE_DATA || REQUIRE_DATA ? test : test.skip;
-if (!HAVE_DATA) {
-  const msg = `shared data not found at ${fileURLToPath(DATA)}: tests on the real label maps are ${REQUIRE_DATA ? 'required (BRAIN_LDM_REQUIRE_DATA=1) and fail' : 'skipped (set BRAIN_LDM_REQUIRE_DATA=1 to fail instead)'}`;
-  console.warn(`prepare-label-maps.spec: ${msg}`);
-  test('shared data folder is present', (t) => {
-    if (REQUIRE_DATA) t.fail(msg);
-    else { t.log(msg); t.pass(); }
-  });
-}
-const dataPath = (rel: string) => fileURLToPath(new URL(rel, DATA));
+const { dataTest, dataPath } = sharedData('prepare-label-maps.spec');
 
 const ref = JSON.parse(readFileSync(new URL('../fixtures/nifti/reference.json', import.meta.url), 'utf8')) as {
   files: Array<{ path: string; ventricle_voxels_raw?: number; ventricle_voxels_mapped?: number; monai_thesis?: { ventricle_voxels: number; voxel_mm3: number } }>;

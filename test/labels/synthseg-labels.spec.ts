@@ -4,28 +4,16 @@
  * training maps in ../shared/data.
  */
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { readLabelVolume, labelCounts } from '../../ts/labels/label-volume.js';
 import {
   GENERATION_TO_SYNTHSEG, LEFT_RIGHT_PAIRS, MIRROR_LUT, NEUTRAL_LABELS, NUM_SYNTHSEG_LABELS, SYNTHSEG_GENERATION_LABELS,
   SYNTHSEG_LABELS, SYNTHSEG_LABEL_NAMES, SYNTHSEG_MERGES, VENTRICLE_LABELS, indicesToLabels, isSynthSegLabel,
   labelName, labelsToIndices, mapToSynthSeg, mirrorLabel, mirrorLabels, synthSegIndex, synthSegLabelAt,
 } from '../../ts/labels/synthseg-labels.js';
+import { sharedData } from '../helpers/shared-data.js';
 
-const DATA = new URL('../../../shared/data/', import.meta.url);
-const REQUIRE_DATA = process.env.BRAIN_LDM_REQUIRE_DATA === '1';
-const HAVE_DATA = existsSync(fileURLToPath(new URL('synthseg-label-maps/training_seg_01.nii.gz', DATA)));
-const dataTest = HAVE_DATA || REQUIRE_DATA ? test : test.skip;
-if (!HAVE_DATA) {
-  const msg = `shared data not found at ${fileURLToPath(DATA)}: tests on the real label maps are ${REQUIRE_DATA ? 'required (BRAIN_LDM_REQUIRE_DATA=1) and fail' : 'skipped (set BRAIN_LDM_REQUIRE_DATA=1 to fail instead)'}`;
-  console.warn(`synthseg-labels.spec: ${msg}`);
-  test('shared data folder is present', (t) => {
-    if (REQUIRE_DATA) t.fail(msg);
-    else { t.log(msg); t.pass(); }
-  });
-}
-const dataPath = (rel: string) => fileURLToPath(new URL(rel, DATA));
+const { dataTest, dataPath } = sharedData('synthseg-labels.spec');
 
 const ref = JSON.parse(readFileSync(new URL('../fixtures/nifti/reference.json', import.meta.url), 'utf8')) as {
   files: Array<{ path: string; synthseg_counts?: Record<string, number>; generation_to_synthseg?: Record<string, number> }>;

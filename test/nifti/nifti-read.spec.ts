@@ -4,30 +4,18 @@
  * nibabel's affine rules and header fixes, and validation errors that name the file and the field.
  */
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import {
   parseNifti, parseNiftiHeader, qformAffine, readNifti, serializeNifti, scaledData, affineAxcodes, type Affine,
   type NiftiData, type NiftiHeader,
 } from '../../ts/io/nifti.js';
+import { sharedData } from '../helpers/shared-data.js';
 
 // ---- shared data (../shared/data next to the repository) -------------------------------------------------------
-const DATA = new URL('../../../shared/data/', import.meta.url);
-const REQUIRE_DATA = process.env.BRAIN_LDM_REQUIRE_DATA === '1';
-const HAVE_DATA = existsSync(fileURLToPath(new URL('synthseg-label-maps/training_seg_01.nii.gz', DATA)));
-const dataTest = HAVE_DATA || REQUIRE_DATA ? test : test.skip;
-if (!HAVE_DATA) {
-  const msg = `shared data not found at ${fileURLToPath(DATA)}: tests on the real NIfTI files are ${REQUIRE_DATA ? 'required (BRAIN_LDM_REQUIRE_DATA=1) and fail' : 'skipped (set BRAIN_LDM_REQUIRE_DATA=1 to fail instead)'}`;
-  console.warn(`nifti-read.spec: ${msg}`);
-  test('shared data folder is present', (t) => {
-    if (REQUIRE_DATA) t.fail(msg);
-    else { t.log(msg); t.pass(); }
-  });
-}
-const dataPath = (rel: string) => fileURLToPath(new URL(rel, DATA));
+const { dataTest, dataPath } = sharedData('nifti-read.spec');
 
 interface RefFile {
   path: string; shape: number[]; dtype: string; axcodes: string; zooms: number[];

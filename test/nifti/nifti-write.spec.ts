@@ -8,29 +8,17 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import {
   headerForWrite, headerOverridesFrom, parseNifti, qformAffine, qformFromAffine, readNifti, serializeNifti, writeNifti,
   type Affine, type NiftiData, type NiftiWriteInput,
 } from '../../ts/io/nifti.js';
+import { sharedData } from '../helpers/shared-data.js';
 
-const DATA = new URL('../../../shared/data/', import.meta.url);
-const REQUIRE_DATA = process.env.BRAIN_LDM_REQUIRE_DATA === '1';
-const HAVE_DATA = existsSync(fileURLToPath(new URL('synthseg-label-maps/training_seg_02.nii.gz', DATA)));
-const dataTest = HAVE_DATA || REQUIRE_DATA ? test : test.skip;
-if (!HAVE_DATA) {
-  const msg = `shared data not found at ${fileURLToPath(DATA)}: real-file rewrite tests are ${REQUIRE_DATA ? 'required (BRAIN_LDM_REQUIRE_DATA=1) and fail' : 'skipped (set BRAIN_LDM_REQUIRE_DATA=1 to fail instead)'}`;
-  console.warn(`nifti-write.spec: ${msg}`);
-  test('shared data folder is present', (t) => {
-    if (REQUIRE_DATA) t.fail(msg);
-    else { t.log(msg); t.pass(); }
-  });
-}
-const dataPath = (rel: string) => fileURLToPath(new URL(rel, DATA));
+const { dataTest, dataPath, haveData } = sharedData('nifti-write.spec', 'synthseg-label-maps/training_seg_02.nii.gz');
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'brain-ldm-niftiw-'));
@@ -245,7 +233,7 @@ if (CHECK_DIR) {
         n++;
       }
     }
-    if (HAVE_DATA) {
+    if (haveData) {
       const src = await readNifti(dataPath('synthseg-label-maps/training_seg_01.nii.gz'));
       const file = 'training_seg_01-rewritten.nii.gz';
       await writeNifti(join(CHECK_DIR, file), { data: src.data, shape: src.shape, affine: src.affine, header: headerOverridesFrom(src.header) }, { gzipLevel: 1 });

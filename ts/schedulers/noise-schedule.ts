@@ -38,18 +38,22 @@ export const SEMANTICS = ['generative-0.2.3', 'monai-1.6'] as const;
 export type Semantics = (typeof SEMANTICS)[number];
 
 export interface NoiseScheduleOptions {
-  /** T, the number of diffusion steps the model was trained with (MONAI `num_train_timesteps`, default 1000). */
+  /** T, diffusion steps used in training (MONAI `num_train_timesteps`). Default 1000. */
   numTrainTimesteps: number;
-  /** MONAI `schedule` (default 'linear_beta'). */
+  /** MONAI `schedule`: 'linear_beta' (default), 'scaled_linear_beta', 'sigmoid_beta' or 'cosine'. */
   schedule: ScheduleName;
-  /** beta_0 of the three beta schedules (MONAI `beta_start`, default 1e-4). Unused by cosine. */
+  /** MONAI `beta_start` of the beta schedules. Default 1e-4 (the thesis and the brain LDM bundle: 0.0015). Unused by cosine. */
   betaStart: number;
-  /** beta_{T-1} of the three beta schedules (MONAI `beta_end`, default 2e-2). Unused by cosine. */
+  /** MONAI `beta_end` of the beta schedules. Default 2e-2 (the thesis and the brain LDM bundle: 0.0205). Unused by cosine. */
   betaEnd: number;
-  /** sigmoid_beta's input range [-sigRange, sigRange] (MONAI `sig_range`, default 6). */
+  /** sigmoid_beta's input range [-sigRange, sigRange] (MONAI `sig_range`). Default 6. */
   sigRange: number;
-  /** cosine's offset s (MONAI `s`, default 8e-3; Nichol & Dhariwal 2021, section 3.2). */
+  /** cosine's offset s (MONAI `s`; Nichol & Dhariwal 2021, section 3.2). Default 8e-3. */
   cosineS: number;
+  /**
+   * Whose scheduler code to reproduce: 'generative-0.2.3' (monai-generative 0.2.3, what the thesis trained and
+   * sampled with; default) or 'monai-1.6' (monai.networks.schedulers of MONAI core 1.6).
+   */
   semantics: Semantics;
 }
 

@@ -23,7 +23,7 @@
  * prediction types, clip_sample, add_noise and get_velocity (MONAI Scheduler.add_noise / get_velocity).
  */
 import {
-  makeNoiseSchedule, SCHEDULES, SEMANTICS, type NoiseSchedule, type ScheduleName, type Semantics,
+  makeNoiseSchedule, SCHEDULES, SEMANTICS, type NoiseSchedule, type NoiseScheduleOptions, type ScheduleName, type Semantics,
 } from './noise-schedule.js';
 
 const f32 = Math.fround;
@@ -40,26 +40,9 @@ export const SCHEDULER_TYPES = ['ddpm', 'ddim', 'pndm', 'dpm-solver++'] as const
 export type SchedulerType = (typeof SCHEDULER_TYPES)[number];
 
 /** Fields every scheduler has: the training noise schedule and what the network predicts. */
-export interface CommonSchedulerConfig {
-  /** T, diffusion steps used in training (MONAI `num_train_timesteps`). Default 1000. */
-  numTrainTimesteps: number;
-  /** MONAI `schedule`: 'linear_beta' (default), 'scaled_linear_beta', 'sigmoid_beta' or 'cosine'. */
-  schedule: ScheduleName;
-  /** MONAI `beta_start` of the beta schedules. Default 1e-4 (the thesis and the brain LDM bundle: 0.0015). */
-  betaStart: number;
-  /** MONAI `beta_end` of the beta schedules. Default 2e-2 (the thesis and the brain LDM bundle: 0.0205). */
-  betaEnd: number;
-  /** MONAI `sig_range` of sigmoid_beta. Default 6. */
-  sigRange: number;
-  /** MONAI `s` of cosine. Default 8e-3. */
-  cosineS: number;
+export interface CommonSchedulerConfig extends NoiseScheduleOptions {
   /** MONAI `prediction_type`. Default 'epsilon'. */
   predictionType: PredictionType;
-  /**
-   * Whose scheduler code to reproduce: 'generative-0.2.3' (monai-generative 0.2.3, what the thesis trained and
-   * sampled with; default) or 'monai-1.6' (monai.networks.schedulers of MONAI core 1.6). See noise-schedule.ts.
-   */
-  semantics: Semantics;
 }
 
 /** MONAI's clip_sample: clamp the predicted x0 to [clipSampleMin, clipSampleMax] (DDPM and DDIM). */
