@@ -30,5 +30,6 @@ export { prepareLabelMap, THESIS_GRID } from './labels/prepare-label-maps.js';
 
 // Sampling: counter-based noise (Philox in the core, identical on every backend) and the guided loop
 export { gaussianNoise } from './random/noise.js';
+export { seededRandom, SeededRandom } from './random/seeded-random.js';
 export { sampleLatent } from './pipeline/sample-latent.js';
 export { nullContext, guidedContext, combineGuidance } from './pipeline/guidance.js';
