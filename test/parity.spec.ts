@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importCheckpoint } from '../ts/bundle/import-checkpoint.js';
 import { readSafetensors } from '../ts/io/safetensors.js';
+import { readBundle } from '../ts/bundle/model-bundle.js';
+import { networkSpecText } from '../ts/nets/network-spec.js';
 import { loadNetwork, validateNetworkWeights, type NetworkTensors } from '../ts/nets/network.js';
 import { testBackends } from './helpers/backends.js';
 import { relL2 } from './helpers/reference.js';
@@ -55,6 +57,29 @@ if (!existsSync(index)) {
 
   for (const name of names) {
     const c: Case = { name, ...JSON.parse(readFileSync(join(dir, name, 'case.json'), 'utf8')) };
+    // The layout the core reports (used for random-weight bundles and export checks) is MONAI's state_dict: every
+    // key MONAI saved, with its shape, except GenerativeModels' never-applied proj_attn.
+    const family = (n: string) => (n.startsWith('wasm') ? 'wasm' : 'native');
+    for (const b of testBackends().filter((x, i, all) => all.findIndex((y) => family(y.name) === family(x.name)) === i)) {
+      test(`weight layout ${name} [${b.label}]`, async (t) => {
+        const { config, weights } = await readBundle(await bundleFor(c));
+        const backend = await b.create();
+        try {
+          const listed = await backend.networkWeightShapes(networkSpecText(config.network));
+          t.is(new Set(listed.map(([k]) => k)).size, listed.length, 'no key listed twice');
+          for (const [key, shape] of listed) {
+            const w = weights.get(key);
+            t.truthy(w, `listed key ${key} is in MONAI's state_dict`);
+            if (w) t.is(w.shape.reduce((a, d) => a * d, 1), shape.reduce((a, d) => a * d, 1), `${key}: [${w.shape}] vs [${shape}]`);
+          }
+          const listedKeys = new Set(listed.map(([k]) => k));
+          const unlisted = [...weights.keys()].filter((k) => !listedKeys.has(k));
+          t.deepEqual(unlisted.filter((k) => !/\.proj_attn\.(weight|bias)$/.test(k)), []);
+        } finally {
+          await backend.dispose();
+        }
+      });
+    }
     for (const b of testBackends()) {
       test(`parity ${name} [${b.label}]`, async (t) => {
         const bundle = await bundleFor(c);

@@ -457,6 +457,27 @@ EMSCRIPTEN_KEEPALIVE void bl_network_stats(uintptr_t net, double* stats) {
   stats[1] = static_cast<double>(n->network->buffer_bytes());
 }
 
+// Every weight key the network of `spec_text` binds and its shape, as lines "name\td0,d1,...", in binding order;
+// null on error (bl_last_error). The text lives until the next call on this thread.
+EMSCRIPTEN_KEEPALIVE const char* bl_network_weight_shapes(uintptr_t handle, const char* spec_text) {
+  static thread_local std::string text;
+  int rc = guarded(handle, [&](bl::Context&) -> bl::Status {
+    bl::NetworkSpec spec;
+    BL_RETURN_IF_ERROR(bl::parse_network_spec(spec_text ? spec_text : "", &spec));
+    std::vector<bl::WeightStore::Request> requests;
+    BL_RETURN_IF_ERROR(bl::list_network_weights(spec, &requests));
+    text.clear();
+    for (const auto& r : requests) {
+      text += r.name;
+      text += '\t';
+      for (size_t d = 0; d < r.shape.size(); ++d) text += (d ? "," : "") + std::to_string(r.shape[d]);
+      text += '\n';
+    }
+    return bl::Status::ok();
+  });
+  return rc == 0 ? text.c_str() : nullptr;
+}
+
 EMSCRIPTEN_KEEPALIVE void bl_network_destroy(uintptr_t net) { delete reinterpret_cast<NetworkHandle*>(net); }
 
 }  // extern "C"

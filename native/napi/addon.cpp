@@ -351,6 +351,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   define_native_network(env, exports);
   exports.Set("planMemory", Napi::Function::New(env, PlanMemory));
   exports.Set("supportedIsas", Napi::Function::New(env, SupportedIsas));
+  exports.Set("networkWeightShapes", Napi::Function::New(env, bl_napi::network_weight_shapes));
   exports.Set("bestIsa", Napi::String::New(env, bl::isa_name(bl::best_isa())));
   exports.Set("coreVersion", Napi::String::New(env, bl::core_version()));
   return exports;

@@ -151,6 +151,27 @@ void define_native_network(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeNetwork", ctor);
 }
 
+Napi::Value network_weight_shapes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "networkWeightShapes: argument 'spec' must be a string");
+  bl::NetworkSpec spec;
+  bl::Status s = bl::parse_network_spec(info[0].As<Napi::String>().Utf8Value(), &spec);
+  if (!s.is_ok()) throw js_error(env, s);
+  std::vector<bl::WeightStore::Request> requests;
+  s = bl::list_network_weights(spec, &requests);
+  if (!s.is_ok()) throw js_error(env, s);
+  Napi::Array out = Napi::Array::New(env, requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Napi::Array shape = Napi::Array::New(env, requests[i].shape.size());
+    for (size_t d = 0; d < requests[i].shape.size(); ++d) shape.Set(d, Napi::Number::New(env, double(requests[i].shape[d])));
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, Napi::String::New(env, requests[i].name));
+    pair.Set(1u, shape);
+    out.Set(i, pair);
+  }
+  return out;
+}
+
 Napi::Value create_native_network(const Napi::CallbackInfo& info, std::shared_ptr<bl::Context> ctx) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "createNetwork: argument 'spec' must be a string");

@@ -14,5 +14,7 @@ namespace bl_napi {
 void define_native_network(Napi::Env env, Napi::Object exports);
 // createNetwork(specText, weights) on a live context.
 Napi::Value create_native_network(const Napi::CallbackInfo& info, std::shared_ptr<bl::Context> ctx);
+// networkWeightShapes(specText) -> [[name, shape[]], ...]: every key the graph binds, in binding order.
+Napi::Value network_weight_shapes(const Napi::CallbackInfo& info);
 
 }  // namespace bl_napi

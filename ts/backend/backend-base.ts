@@ -31,6 +31,7 @@ export abstract class BackendBase<T extends BaseTensor> implements Backend {
   protected abstract rawAdd(a: T, b: T, out: T): Promise<void>;
   protected abstract rawConcat(xs: readonly T[], out: T): Promise<void>;
   protected abstract rawCreateNetwork(specText: string, weights: ReadonlyMap<string, NetworkWeight>): Promise<RawNetwork>;
+  protected abstract rawNetworkWeightShapes(specText: string): Array<[string, number[]]>;
   protected abstract rawRunOp(name: string, inputs: readonly T[], attrs: Readonly<Record<string, readonly number[]>>, outputs: readonly T[]): Promise<void>;
   protected abstract rawProbePeak(secondsPerRepeat: number): Promise<number>;
   protected abstract rawDispose(): Promise<void>;
@@ -192,6 +193,12 @@ export abstract class BackendBase<T extends BaseTensor> implements Backend {
   }
 
   /** Runs `fn` after every op queued before it; a failed op does not block later ones. */
+  async networkWeightShapes(specText: string): Promise<Array<[string, number[]]>> {
+    this.assertLive('networkWeightShapes');
+    if (typeof specText !== 'string') throw new TypeError(`networkWeightShapes: argument 'specText' must be a string, got ${describe(specText)}`);
+    return this.enqueue(async () => this.rawNetworkWeightShapes(specText));
+  }
+
   async createNetwork(specText: string, weights: ReadonlyMap<string, NetworkWeight>): Promise<NetworkHandle> {
     this.assertLive('createNetwork');
     if (typeof specText !== 'string') throw new TypeError(`createNetwork: argument 'specText' must be a string, got ${describe(specText)}`);

@@ -2,7 +2,7 @@
 import { BackendBase, type ConvParams } from './backend-base.js';
 import { BaseTensor } from './base-tensor.js';
 import { checkHostData } from './validate.js';
-import { loadNativeAddon, type NativeContext, type RawTensor } from './native-binding.js';
+import { loadNativeAddon, type NativeAddon, type NativeContext, type RawTensor } from './native-binding.js';
 import type { NetworkWeight, RawNetwork } from './types.js';
 import { DTYPE_CODES, type BackendInfo, type DType } from './types.js';
 
@@ -45,11 +45,13 @@ export interface NativeBackendOptions {
 export class NativeBackend extends BackendBase<NativeTensor> {
   readonly name = 'native' as const;
   private readonly context: NativeContext;
+  private readonly addon: NativeAddon;
   readonly addonPath: string;
 
   constructor(options: NativeBackendOptions = {}) {
     super();
     const { addon, path } = loadNativeAddon();
+    this.addon = addon;
     this.addonPath = path;
     this.context = new addon.NativeContext({ threads: options.threads, isa: options.isa });
   }
@@ -90,6 +92,10 @@ export class NativeBackend extends BackendBase<NativeTensor> {
 
   protected rawRunOp(name: string, inputs: readonly NativeTensor[], attrs: Readonly<Record<string, readonly number[]>>, outputs: readonly NativeTensor[]): Promise<void> {
     return this.context.runOp(name, inputs.map((x) => x.raw()), attrs, outputs.map((y) => y.raw()));
+  }
+
+  protected rawNetworkWeightShapes(specText: string): Array<[string, number[]]> {
+    return this.addon.networkWeightShapes(specText);
   }
 
   protected async rawCreateNetwork(specText: string, weights: ReadonlyMap<string, NetworkWeight>): Promise<RawNetwork> {

@@ -55,6 +55,7 @@ export interface NativeAddon {
     totalBytes: number;
   };
   supportedIsas(): string[];
+  networkWeightShapes(specText: string): Array<[string, number[]]>;
   bestIsa: string;
   coreVersion: string;
 }

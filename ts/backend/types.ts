@@ -108,6 +108,11 @@ export interface Backend {
    * mis-shaped key with both shapes. Use ts/nets/network.ts rather than calling this directly.
    */
   createNetwork(specText: string, weights: ReadonlyMap<string, NetworkWeight>): Promise<NetworkHandle>;
+  /**
+   * Every weight key the network of `specText` binds, with the shape it expects, in binding order: the exact
+   * state_dict layout (generative 0.2.3 names) of that network, from the one graph definition in the core.
+   */
+  networkWeightShapes(specText: string): Promise<Array<[string, number[]]>>;
   /** Measured fp32 FMA peak of this backend's kernels and threads, GFLOP/s. */
   probePeakGflops(secondsPerRepeat?: number): Promise<number>;
   /** Frees the backend (threads, memory); tensors become unusable. */

@@ -224,6 +224,23 @@ export class WasmBackend extends BackendBase<WasmTensor> {
     }
   }
 
+  protected rawNetworkWeightShapes(specText: string): Array<[string, number[]]> {
+    const mod = this.heap.module('networkWeightShapes');
+    const [spec] = this.heapStrings('networkWeightShapes', [specText]);
+    let text: string;
+    try {
+      const ptr = mod._bl_network_weight_shapes(this.ctx, spec) >>> 0;
+      if (!ptr) throw this.lastError(mod);
+      text = mod.UTF8ToString(ptr);
+    } finally {
+      mod._bl_free(spec);
+    }
+    return text.split('\n').filter((l) => l.length > 0).map((line) => {
+      const [name, dims] = line.split('\t');
+      return [name, dims.split(',').map(Number)];
+    });
+  }
+
   protected async rawCreateNetwork(specText: string, weights: ReadonlyMap<string, NetworkWeight>): Promise<RawNetwork> {
     const mod = this.heap.module('createNetwork');
     const names = [...weights.keys()];

@@ -127,6 +127,7 @@ export interface WasmModule {
   _bl_network_entries(net: number): number;
   _bl_network_stats(net: number, out: number): void;
   _bl_network_destroy(net: number): void;
+  _bl_network_weight_shapes(ctx: number, spec: number): number;
   UTF8ToString(ptr: number, maxBytes?: number): string;
   stringToUTF8(s: string, ptr: number, maxBytes: number): void;
   lengthBytesUTF8(s: string): number;

@@ -20,6 +20,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { basename, dirname, join, resolve } from 'node:path';
 import { readSafetensors, writeAll, writeSafetensors, type HostTensor } from '../io/safetensors.js';
 import type { EmbeddingWrapperSpec } from './key-schemes.js';
+import { JsonChecker } from './json-checker.js';
 
 export const BUNDLE_FORMAT = 'brain-ldm-bundle';
 export const BUNDLE_VERSION = 1;
@@ -30,8 +31,8 @@ export const WEIGHTS_FILE = 'weights.safetensors';
 export const NETWORK_CLASSES = ['AutoencoderKL', 'DiffusionModelUNet', 'SPADEAutoencoderKL', 'SPADEDiffusionModelUNet'] as const;
 export type NetworkClass = (typeof NETWORK_CLASSES)[number];
 
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
-export type JsonObject = { [key: string]: JsonValue };
+export type { JsonObject, JsonValue } from './json-checker.js';
+import type { JsonObject, JsonValue } from './json-checker.js';
 
 export interface NetworkSpec {
   class: NetworkClass;
@@ -93,63 +94,9 @@ export function normaliseNetworkArgs(args: JsonObject, where = 'args'): JsonObje
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Validation: each check names the file, the field path and what was expected.
-
-class Checker {
-  constructor(private readonly file: string) {}
-
-  fail(path: string, expected: string, got: unknown, Err: new (m: string) => Error = TypeError): never {
-    throw new Err(`${this.file}: field '${path}' must be ${expected}, got ${show(got)}`);
-  }
-
-  object(v: unknown, path: string): Record<string, unknown> {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, 'an object', v);
-    return v as Record<string, unknown>;
-  }
-
-  /** Every `required` field present, nothing outside `required` + `optional`. */
-  only(o: Record<string, unknown>, path: string, required: readonly string[], optional: readonly string[] = []): void {
-    const allowed = [...required, ...optional];
-    for (const k of Object.keys(o))
-      if (!allowed.includes(k)) throw new RangeError(`${this.file}: unknown field '${path ? `${path}.` : ''}${k}' (expected only ${allowed.join(', ')})`);
-    for (const k of required)
-      if (!(k in o)) throw new RangeError(`${this.file}: field '${path ? `${path}.` : ''}${k}' is missing`);
-  }
-
-  json(v: unknown, path: string): JsonValue {
-    if (v === null || typeof v === 'boolean' || typeof v === 'string') return v;
-    if (typeof v === 'number') { if (!Number.isFinite(v)) this.fail(path, 'a finite number', v); return v; }
-    if (Array.isArray(v)) return v.map((x, i) => this.json(x, `${path}[${i}]`));
-    if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-      const out: JsonObject = {};
-      for (const [k, x] of Object.entries(v)) out[k] = this.json(x, `${path}.${k}`);
-      return out;
-    }
-    return this.fail(path, 'JSON data', v);
-  }
-
-  jsonObjectOrNull(v: unknown, path: string): JsonObject | null {
-    if (v === null) return null;
-    return this.json(this.object(v, path), path) as JsonObject;
-  }
-
-  positiveInts(v: unknown, path: string): number[] {
-    if (!Array.isArray(v) || v.length === 0 || !v.every((d) => Number.isSafeInteger(d) && d > 0)) this.fail(path, 'a non-empty array of positive integers', v);
-    return (v as number[]).slice();
-  }
-}
-
-function show(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  const s = JSON.stringify(v);
-  if (s === undefined) return typeof v;
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
 /** Validates a parsed model.json (or a config about to be written); `file` names it in errors. Returns a normalised copy. */
 export function validateBundleConfig(raw: unknown, file = MODEL_JSON): BundleConfig {
-  const c = new Checker(file);
+  const c = new JsonChecker(file);
   const o = c.object(raw, '(top level)');
   c.only(o, '', ['format', 'version', 'network', 'keyScheme', 'scaleFactor', 'conditioning', 'labels', 'grid', 'scheduler', 'provenance']);
   if (o.format !== BUNDLE_FORMAT) c.fail('format', `"${BUNDLE_FORMAT}"`, o.format);

@@ -58,7 +58,12 @@ export interface SampleLatentOptions {
   /** Order of the doubled batch: 'cond-first' (thesis, default) or 'uncond-first' (MONAI core). */
   guidanceOrder?: GuidanceOrder;
   /** Standard normal noise, `shape`'s length, for step `stepIndex` at timestep t; called only when scheduler.needsNoise(t). */
-  noiseForStep?: (stepIndex: number, t: number) => Float32Array | undefined;
+  noiseForStep?: (stepIndex: number, t: number) => Float32Array | undefined | Promise<Float32Array | undefined>;
+  /**
+   * Further network inputs passed unchanged at every step, e.g. SPADE's `seg` ([B, labels, ...image spatial]).
+   * Only with guidanceScale 1: under guidance the batch is doubled and these would need doubling too.
+   */
+  extraInputs?: NetworkTensors;
   /** Progress callback after every step (awaited). */
   onStep?: (info: SampleStepInfo) => void | Promise<void>;
   /** Network entry (default 'forward'). */
@@ -97,6 +102,13 @@ export async function sampleLatent(options: SampleLatentOptions): Promise<Networ
   if (noiseForStep !== undefined && typeof noiseForStep !== 'function') throw new TypeError(`${OWNER}: argument 'noiseForStep' must be a function`);
   if (onStep !== undefined && typeof onStep !== 'function') throw new TypeError(`${OWNER}: argument 'onStep' must be a function`);
   checkGuidanceScale(OWNER, w, context !== null && nullCtx !== null);
+  const extraInputs = options.extraInputs ?? {};
+  if (extraInputs === null || typeof extraInputs !== 'object') throw new TypeError(`${OWNER}: argument 'extraInputs' must be an object of named tensors`);
+  for (const name of Object.keys(extraInputs)) {
+    if (['x', 'timesteps', 'context'].includes(name))
+      throw new RangeError(`${OWNER}: argument 'extraInputs' must not hold '${name}' (the loop supplies it)`);
+    if (w !== 1) throw new RangeError(`${OWNER}: argument 'extraInputs' ('${name}') works only with guidanceScale 1, got ${w}`);
+  }
 
   // The condition, repeated to the batch when given for one item.
   let cond: NetworkTensor | null = null;
@@ -134,6 +146,7 @@ export async function sampleLatent(options: SampleLatentOptions): Promise<Networ
       timesteps: { shape: [1], data: Float32Array.of(t) },
     };
     if (netContext !== null) inputs.context = netContext;
+    Object.assign(inputs, extraInputs);
     const outputs = await network.run(entry, inputs);
     const out = outputs.out;
     if (!out || !(out.data instanceof Float32Array))
@@ -146,7 +159,7 @@ export async function sampleLatent(options: SampleLatentOptions): Promise<Networ
     if (scheduler.needsNoise(t)) {
       if (noiseForStep === undefined)
         throw new TypeError(`${OWNER}: the scheduler adds noise at step ${i} (t = ${t}); pass 'noiseForStep' (standard normal, ${size} elements)`);
-      noise = noiseForStep(i, t);
+      noise = await noiseForStep(i, t);
       if (!(noise instanceof Float32Array))
         throw new TypeError(`${OWNER}: 'noiseForStep' returned ${noise === undefined ? 'undefined' : (noise as object)?.constructor?.name ?? typeof noise} at step ${i} (t = ${t}), where the scheduler needs noise; expected a Float32Array of ${size} elements`);
       if (noise.length !== size)

@@ -14,6 +14,15 @@ Status create_network(const NetworkSpec& spec, WeightStore& weights, std::unique
   return Status::ok();
 }
 
+Status list_network_weights(const NetworkSpec& spec, std::vector<WeightStore::Request>* out) {
+  WeightStore ws;
+  ws.set_listing(true);
+  std::unique_ptr<Network> net;
+  BL_RETURN_IF_ERROR(create_network(spec, ws, &net));
+  *out = ws.requests();
+  return Status::ok();
+}
+
 Status network_input(const NamedTensors& in, const std::string& entry, const std::string& name, int ndim,
                      bool required, const Tensor** out) {
   auto it = in.find(name);

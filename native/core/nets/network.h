@@ -47,6 +47,10 @@ Status build_network(const NetworkSpec& spec, WeightStore& ws, std::unique_ptr<N
 // rejects keys it does not use.
 Status create_network(const NetworkSpec& spec, WeightStore& weights, std::unique_ptr<Network>* out);
 
+// Every weight key the network of `spec` binds, with the shape it expects, in binding order (the graph is
+// built once with zero weights; its memory is released before returning).
+Status list_network_weights(const NetworkSpec& spec, std::vector<WeightStore::Request>* out);
+
 // The named input `name`, checked to be float32 with `ndim` dims (any when < 0); null if optional and absent.
 Status network_input(const NamedTensors& in, const std::string& entry, const std::string& name, int ndim,
                      bool required, const Tensor** out);

@@ -26,9 +26,21 @@ class WeightStore {
   // Error naming every key the graph did not bind.
   Status check_all_used() const;
 
+  // Listing mode: take() records every (key, shape) the graph asks for and hands out zero-filled tensors instead
+  // of looking the key up. This is how tools learn a network's exact state_dict layout (random-weight bundles for
+  // tests, export checks) from the one graph definition instead of a second copy of MONAI's key rules.
+  void set_listing(bool on) { listing_ = on; }
+  struct Request {
+    std::string name;
+    std::vector<int64_t> shape;
+  };
+  const std::vector<Request>& requests() const { return requests_; }
+
  private:
   std::map<std::string, Tensor> tensors_;
   std::set<std::string> used_;
+  bool listing_ = false;
+  std::vector<Request> requests_;
 };
 
 }  // namespace bl
