@@ -33,3 +33,12 @@ export { gaussianNoise } from './random/noise.js';
 export { seededRandom, SeededRandom } from './random/seeded-random.js';
 export { sampleLatent } from './pipeline/sample-latent.js';
 export { nullContext, guidedContext, combineGuidance } from './pipeline/guidance.js';
+
+// Dataset exports of generated pairs: nnU-Net v2 raw datasets, PNG montages, --volume-dist
+export { NnunetDatasetWriter, parseNnunetDatasetName, nnunetLabels, toNnunetLabelMap, checkNnunetCaseId } from './export/nnunet-dataset.js';
+export type { NnunetTask, NnunetDatasetName, NnunetDatasetOptions, NnunetFinalizeResult } from './export/nnunet-dataset.js';
+export { renderMontage, renderMontageRgb, writeMontagePng } from './export/png-montage.js';
+export type { MontageOptions, MontageLayout, DisplayConvention } from './export/png-montage.js';
+export { FREESURFER_COLORS } from './export/freesurfer-colors.js';
+export { parseVolumeDistribution } from './export/volume-distribution.js';
+export type { VolumeDistribution } from './export/volume-distribution.js';
