@@ -1,0 +1,117 @@
+"""Run configs (train/configs/*.yaml): read, check, and pin to a run directory."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+try:
+    import yaml
+except ImportError as e:  # the venv predates PyYAML in train/requirements.txt
+    raise SystemExit("train: PyYAML is missing; run `bash train/setup_venv.sh` (train/requirements.txt lists pyyaml)") from e
+
+from .networks import STAGES
+
+SYNTHSEG_LABELS = [0, 2, 3, 4, 5, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 24, 26, 28,
+                   41, 42, 43, 44, 46, 47, 49, 50, 51, 52, 53, 54, 58, 60]
+VENTRICLE_LABELS = [4, 5, 43, 44, 14, 15]
+
+_TOP = {"name", "seed", "device", "threads", "grid", "labels", "ventricle_labels", "scheduler",
+        "checkpoint_every_s", "export", *STAGES}
+_TRAIN_KEYS = {"epochs": int, "batch_size": int, "lr": float}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _need(cond: bool, file: str, field: str, expected: str, got) -> None:
+    if not cond:
+        raise ConfigError(f"{file}: field '{field}' must be {expected}, got {json.dumps(got)}")
+
+
+def check_config(cfg: dict, file: str) -> dict:
+    """Raises ConfigError naming the file, the field and what was expected."""
+    _need(isinstance(cfg, dict), file, "(top level)", "a mapping", None)
+    unknown = sorted(set(cfg) - _TOP)
+    _need(not unknown, file, ",".join(unknown), f"absent (known fields: {', '.join(sorted(_TOP))})", unknown)
+    for k in _TOP - {"checkpoint_every_s"}:
+        _need(k in cfg, file, k, "present", None)
+    g = cfg["grid"]
+    _need(isinstance(g, dict) and set(g) == {"orientation", "shape", "spacing_mm"}, file, "grid",
+          "{orientation, shape, spacing_mm}", g)
+    _need(isinstance(g["shape"], list) and len(g["shape"]) == 3 and all(isinstance(v, int) and v > 0 for v in g["shape"]),
+          file, "grid.shape", "3 positive integers", g["shape"])
+    _need(isinstance(g["spacing_mm"], list) and len(g["spacing_mm"]) == 3 and all(float(v) > 0 for v in g["spacing_mm"]),
+          file, "grid.spacing_mm", "3 positive numbers", g["spacing_mm"])
+    _need(cfg["labels"] == SYNTHSEG_LABELS, file, "labels", f"the 33 SynthSeg labels in channel order {SYNTHSEG_LABELS}", cfg["labels"])
+    _need(sorted(cfg["ventricle_labels"]) == sorted(VENTRICLE_LABELS), file, "ventricle_labels", str(VENTRICLE_LABELS), cfg["ventricle_labels"])
+    _need(cfg["device"] in ("cpu", "cuda"), file, "device", '"cpu" or "cuda"', cfg["device"])
+    for stage in STAGES:
+        s = cfg[stage]
+        _need(isinstance(s, dict) and "network" in s and "train" in s, file, stage, "a mapping with network and train", s)
+        for k, typ in _TRAIN_KEYS.items():
+            v = s["train"].get(k)
+            _need(isinstance(v, (int, float)) and not isinstance(v, bool) and typ(v) == v and v > 0,
+                  file, f"{stage}.train.{k}", f"a positive {typ.__name__}", v)
+    levels = len(cfg["mask-ae"]["network"]["channels"])
+    factor = 2 ** (levels - 1)
+    for stage in ("mask-ae", "spade-ae"):
+        n = len(cfg[stage]["network"]["channels"])
+        _need(n == levels, file, f"{stage}.network.channels", f"{levels} levels like mask-ae (both latents share one grid)", cfg[stage]["network"]["channels"])
+    _need(all(v % factor == 0 for v in g["shape"]), file, "grid.shape", f"divisible by the autoencoders' downsampling {factor}", g["shape"])
+    for stage in ("mask-ae", "spade-ae"):
+        crop = cfg[stage]["train"].get("crop")
+        if crop is not None:
+            _need(isinstance(crop, list) and len(crop) == 3 and all(isinstance(c, int) and 0 < c <= s and c % factor == 0
+                                                                    for c, s in zip(crop, g["shape"])),
+                  file, f"{stage}.train.crop", f"3 integers, each a multiple of {factor} and within grid.shape {g['shape']}", crop)
+    emb = cfg["mask-ae"].get("embedding", {})
+    _need(emb.get("num_embeddings", 0) > max(SYNTHSEG_LABELS), file, "mask-ae.embedding.num_embeddings", f"> {max(SYNTHSEG_LABELS)}", emb.get("num_embeddings"))
+    _need(emb.get("embedding_dim") == cfg["mask-ae"]["network"]["in_channels"], file, "mask-ae.embedding.embedding_dim",
+          "mask-ae.network.in_channels (the embedding feeds the autoencoder)", emb.get("embedding_dim"))
+    _need(cfg["mask-ae"]["network"]["out_channels"] == len(SYNTHSEG_LABELS), file, "mask-ae.network.out_channels", "33 (logits)", cfg["mask-ae"]["network"]["out_channels"])
+    _need(cfg["mask-unet"]["network"].get("cross_attention_dim") == 2, file, "mask-unet.network.cross_attention_dim", "2 ([volume, flag])", cfg["mask-unet"]["network"].get("cross_attention_dim"))
+    for stage in ("spade-ae", "spade-unet"):
+        _need(cfg[stage]["network"].get("label_nc") == len(SYNTHSEG_LABELS), file, f"{stage}.network.label_nc", "33", cfg[stage]["network"].get("label_nc"))
+    for unet, ae in (("mask-unet", "mask-ae"), ("spade-unet", "spade-ae")):
+        lc = cfg[ae]["network"]["latent_channels"]
+        for k in ("in_channels", "out_channels"):
+            _need(cfg[unet]["network"][k] == lc, file, f"{unet}.network.{k}", f"{ae}.network.latent_channels {lc}", cfg[unet]["network"][k])
+    p = cfg["mask-unet"]["train"].get("cfg_dropout")
+    _need(isinstance(p, (int, float)) and 0 <= p < 1, file, "mask-unet.train.cfg_dropout", "a probability in [0, 1)", p)
+    return cfg
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read: {e.strerror}") from e
+    return check_config(yaml.safe_load(text), str(path))
+
+
+def latent_shape(cfg: dict, ae_stage: str) -> list[int]:
+    """[C, D, H, W] of one latent: the AE halves the grid once per level after the first."""
+    factor = 2 ** (len(cfg[ae_stage]["network"]["channels"]) - 1)
+    return [cfg[ae_stage]["network"]["latent_channels"], *(v // factor for v in cfg["grid"]["shape"])]
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Temp name then rename, so a killed run never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def pin_config(run_dir: Path, cfg: dict, source: str) -> None:
+    """The first run writes the config into the run; later runs (resumes) must bring the same one."""
+    pinned = run_dir / "config.json"
+    if pinned.exists():
+        old = json.loads(pinned.read_text())
+        if old != json.loads(json.dumps(cfg)):
+            raise ConfigError(f"--config {source}: differs from the config this run started with ({pinned}); "
+                              "use a new --out to train with another config")
+    else:
+        write_json_atomic(pinned, cfg)

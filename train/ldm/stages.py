@@ -1,0 +1,362 @@
+"""The four training stages of the recipe (MONAI-COMPAT.md 1.3-1.4), scaled by the run config.
+
+One loop serves all four: a stage supplies its network, its item count and a function from a batch of item
+indices to (loss, named parts). The loop owns epochs, seeded shuffling, checkpoints, the log and wall time.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.networks.schedulers import DDPMScheduler
+from monai.utils import set_determinism
+
+from .conditioning import conditioning_stats, normalised_volume, training_context, volume_measures
+from .config import write_json_atomic
+from .data import LabelSet, PairSet, labels_to_indices, one_hot
+from .networks import STAGES, build_network, parameter_count
+from .run_state import RunLog, StageFiles
+
+KL_DIMS = (1, 2, 3, 4)
+
+
+@dataclass
+class RunContext:
+    run_dir: Path
+    cfg: dict
+    device: torch.device
+    log: RunLog
+    max_steps: int | None = None      # smoke runs: stop each stage after this many optimizer steps
+
+
+@dataclass
+class TrainingData:
+    labels: LabelSet
+    pairs: PairSet | None
+    heldout_labels: LabelSet | None
+    heldout_pairs: PairSet | None
+
+
+BatchFn = Callable[[torch.nn.Module, np.ndarray], tuple[torch.Tensor, dict[str, float]]]
+
+
+def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma) || N(0, 1)) summed over latent voxels, mean over the batch (the MONAI/thesis form)."""
+    return (0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2)) - 1).sum(KL_DIMS)).mean()
+
+
+def _stage_seed(cfg: dict, stage: str) -> int:
+    return int(cfg["seed"]) * 10 + STAGES.index(stage)
+
+
+def run_training_loop(ctx: RunContext, stage: str, net: torch.nn.Module, n_items: int, batch_fn: BatchFn,
+                      validate: Callable[[torch.nn.Module], dict[str, float]] | None = None) -> dict:
+    """Trains `net` in place; resumes from <run>/<stage>/checkpoint.pt when there is one. Returns the stage totals."""
+    tcfg = ctx.cfg[stage]["train"]
+    files = StageFiles(ctx.run_dir, stage)
+    opt = torch.optim.Adam(net.parameters(), lr=float(tcfg["lr"]))
+    batch_size = int(tcfg["batch_size"])
+    batches_per_epoch = math.ceil(n_items / batch_size)
+    state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "cpu_s": 0.0, "sums": {}, "epoch_s": 0.0, "epoch_cpu_s": 0.0}
+    if files.checkpoint.exists():
+        ck = torch.load(files.checkpoint, map_location="cpu", weights_only=False)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        torch.set_rng_state(ck["rng"])
+        state = ck["state"]
+        ctx.log.write("resume", stage=stage, epoch=state["epoch"], batch=state["batch"], step=state["step"])
+
+    def save_checkpoint() -> None:
+        files.save_torch({"model": net.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
+                          "state": state}, files.checkpoint)
+
+    every_s = float(ctx.cfg.get("checkpoint_every_s", 300))
+    last_save = time.monotonic()
+    truncated = False
+    epochs = int(tcfg["epochs"])
+    net.train()
+    while state["epoch"] < epochs and not truncated:
+        # The order of an epoch depends only on (seed, stage, epoch), so a resumed run sees the same batches.
+        order = np.random.default_rng([_stage_seed(ctx.cfg, stage), state["epoch"]]).permutation(n_items)
+        while state["batch"] < batches_per_epoch:
+            if ctx.max_steps is not None and state["step"] >= ctx.max_steps:
+                truncated = True
+                break
+            t0, c0 = time.monotonic(), time.process_time()
+            idx = order[state["batch"] * batch_size:(state["batch"] + 1) * batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss, parts = batch_fn(net, idx)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{stage}: loss is {loss.item()} at epoch {state['epoch']}, step {state['step']}")
+            loss.backward()
+            opt.step()
+            # CPU seconds beside wall seconds: on a shared machine the wall clock measures the neighbours too.
+            dt, dc = time.monotonic() - t0, time.process_time() - c0
+            state["batch"] += 1
+            state["step"] += 1
+            state["elapsed_s"] += dt
+            state["epoch_s"] += dt
+            state["cpu_s"] += dc
+            state["epoch_cpu_s"] += dc
+            for k, v in {"loss": loss.item(), **parts}.items():
+                state["sums"][k] = state["sums"].get(k, 0.0) + v
+            if time.monotonic() - last_save > every_s:
+                save_checkpoint()
+                last_save = time.monotonic()
+        done_batches = state["batch"]
+        if done_batches:
+            means = {k: v / done_batches for k, v in state["sums"].items()}
+            val = {}
+            if validate is not None:
+                net.eval()
+                with torch.no_grad():
+                    val = {f"val_{k}": v for k, v in validate(net).items()}
+                net.train()
+            ctx.log.write("epoch", stage=stage, epoch=state["epoch"] + 1, batches=done_batches, step=state["step"],
+                          **{k: round(v, 6) for k, v in {**means, **val}.items()},
+                          epoch_s=round(state["epoch_s"], 2), s_per_step=round(state["epoch_s"] / done_batches, 4),
+                          cpu_s_per_step=round(state["epoch_cpu_s"] / done_batches, 4),
+                          elapsed_s=round(state["elapsed_s"], 2), partial=done_batches < batches_per_epoch)
+        if not truncated:
+            state.update(epoch=state["epoch"] + 1, batch=0, sums={}, epoch_s=0.0, epoch_cpu_s=0.0)
+            save_checkpoint()
+            last_save = time.monotonic()
+    net.eval()
+    return {"steps": state["step"], "epochs": state["epoch"], "wallSeconds": round(state["elapsed_s"], 2),
+            "truncated": truncated, "secondsPerStep": round(state["elapsed_s"] / max(state["step"], 1), 4),
+            "cpuSeconds": round(state["cpu_s"], 2), "threads": torch.get_num_threads(),
+            "parameters": parameter_count(net), "batchSize": batch_size, "itemsPerEpoch": n_items}
+
+
+def _encode_all(encode: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]], n: int, batch: int):
+    mus, sigmas = [], []
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            mu, sigma = encode(np.arange(s, min(n, s + batch)))
+            mus.append(mu.cpu())
+            sigmas.append(sigma.cpu())
+    return torch.cat(mus), torch.cat(sigmas)
+
+
+def _finish_autoencoder(ctx: RunContext, stage: str, net, totals: dict, encode_train, n_train: int, names: list[str],
+                        encode_heldout, n_heldout: int, heldout_names: list[str]) -> None:
+    """Scale factor = 1/std of sampled training latents (mu + sigma * eps, as encode_stage_2_inputs draws them);
+    the thesis took one batch, this takes the whole training set. The latents are kept for the UNet stage."""
+    t0 = time.monotonic()
+    mu, sigma = _encode_all(encode_train, n_train, 4)
+    g = torch.Generator().manual_seed(_stage_seed(ctx.cfg, stage))
+    z = mu + sigma * torch.randn(mu.shape, generator=g)
+    scale = float(1.0 / z.std())
+    latents = {"names": names, "mu": mu, "sigma": sigma}
+    if n_heldout:
+        hmu, hsigma = _encode_all(encode_heldout, n_heldout, 4)
+        latents.update(heldout_names=heldout_names, heldout_mu=hmu, heldout_sigma=hsigma)
+    files = StageFiles(ctx.run_dir, stage)
+    files.save_torch(latents, files.latents)
+    done = {**totals, "scaleFactor": scale, "latentStd": float(z.std()), "encodeSeconds": round(time.monotonic() - t0, 2)}
+    files.finish(net.state_dict(), done)
+    ctx.log.write("stage-done", stage=stage, **done)
+
+
+def _finish_unet(ctx: RunContext, stage: str, net, totals: dict, extra: dict | None = None) -> None:
+    done = {**totals, **(extra or {})}
+    StageFiles(ctx.run_dir, stage).finish(net.state_dict(), done)
+    ctx.log.write("stage-done", stage=stage, **done)
+
+
+def random_crop(crop: list[int] | None, *volumes: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """One random window of size `crop`, the same for every volume of the batch (label map, target, image, seg).
+    The autoencoders are convolutional, so they can learn on windows and still run on the whole grid."""
+    if not crop:
+        return volumes
+    shape = volumes[0].shape[-3:]
+    if any(c > s for c, s in zip(crop, shape)):
+        raise ValueError(f"train.crop {crop} is larger than the grid {list(shape)}")
+    start = [int(torch.randint(0, s - c + 1, ())) for c, s in zip(crop, shape)]
+    window = tuple(slice(a, a + c) for a, c in zip(start, crop))
+    return tuple(v[(..., *window)] for v in volumes)
+
+
+def _to(ctx: RunContext, t: torch.Tensor) -> torch.Tensor:
+    return t.to(ctx.device, non_blocking=True)
+
+
+def _stage_start(ctx: RunContext, stage: str) -> torch.nn.Module:
+    set_determinism(seed=_stage_seed(ctx.cfg, stage))
+    net = build_network(stage, ctx.cfg).to(ctx.device)
+    ctx.log.write("stage-start", stage=stage, parameters=parameter_count(net), device=str(ctx.device),
+                  threads=torch.get_num_threads())
+    return net
+
+
+def train_mask_autoencoder(ctx: RunContext, data: TrainingData) -> None:
+    stage = "mask-ae"
+    cfg = ctx.cfg
+    kl_w = float(cfg[stage]["train"]["kl_weight"])
+    net = _stage_start(ctx, stage)
+    labels = data.labels.labels
+    targets = labels_to_indices(labels[:, 0], cfg["labels"])
+
+    crop = cfg[stage]["train"].get("crop")
+
+    def batch(net, idx):
+        x, target = random_crop(crop, labels[idx], targets[idx])
+        logits, mu, sigma = net(_to(ctx, x))
+        ce = F.cross_entropy(logits, _to(ctx, target))
+        kl = kl_divergence(mu, sigma)
+        return ce + kl_w * kl, {"ce": ce.item(), "kl": kl.item()}
+
+    def validate(net):
+        if data.heldout_labels is None:
+            return {}
+        x = data.heldout_labels.labels
+        mu, _ = net.autoencoder.encode(net.embed(_to(ctx, x)))
+        logits = net.autoencoder.decode(mu)
+        target = _to(ctx, labels_to_indices(x[:, 0], cfg["labels"]))
+        return {"ce": F.cross_entropy(logits, target).item(), "accuracy": (logits.argmax(1) == target).float().mean().item()}
+
+    totals = run_training_loop(ctx, stage, net, labels.shape[0], batch, validate)
+    encode = lambda src: (lambda idx: net.autoencoder.encode(net.embed(_to(ctx, src.labels[idx]))))  # noqa: E731
+    held = data.heldout_labels
+    _finish_autoencoder(ctx, stage, net, totals, encode(data.labels), labels.shape[0], data.labels.names,
+                        encode(held) if held else None, held.labels.shape[0] if held else 0, held.names if held else [])
+
+
+def train_spade_autoencoder(ctx: RunContext, data: TrainingData) -> None:
+    stage = "spade-ae"
+    cfg = ctx.cfg
+    if data.pairs is None:
+        raise ValueError(f"{stage}: the training set has no images (images/<label>_img<NNN>.nii.gz)")
+    kl_w = float(cfg[stage]["train"]["kl_weight"])
+    net = _stage_start(ctx, stage)
+    pairs, labels = data.pairs, data.labels.labels
+
+    def seg_of(p: PairSet, lab: torch.Tensor, idx) -> torch.Tensor:
+        return _to(ctx, one_hot(lab[[p.label_index[i] for i in idx]], cfg["labels"]))
+
+    crop = cfg[stage]["train"].get("crop")
+
+    def batch(net, idx):
+        x, seg = random_crop(crop, _to(ctx, pairs.images[idx]), seg_of(pairs, labels, idx))
+        recon, mu, sigma = net(x, seg)
+        l1 = F.l1_loss(recon, x)
+        kl = kl_divergence(mu, sigma)
+        return l1 + kl_w * kl, {"l1": l1.item(), "kl": kl.item()}
+
+    def validate(net):
+        hp = data.heldout_pairs
+        if hp is None:
+            return {}
+        idx = list(range(len(hp.names)))
+        x = _to(ctx, hp.images)
+        mu, _ = net.encode(x)
+        return {"l1": F.l1_loss(net.decode(mu, seg_of(hp, data.heldout_labels.labels, idx)), x).item()}
+
+    totals = run_training_loop(ctx, stage, net, pairs.images.shape[0], batch, validate)
+    encode = lambda p: (lambda idx: net.encode(_to(ctx, p.images[idx])))  # noqa: E731
+    hp = data.heldout_pairs
+    _finish_autoencoder(ctx, stage, net, totals, encode(pairs), pairs.images.shape[0], pairs.names,
+                        encode(hp) if hp else None, len(hp.names) if hp else 0, hp.names if hp else [])
+
+
+def _autoencoder_outputs(ctx: RunContext, ae_stage: str, unet_stage: str, names: list[str]) -> tuple[dict, float]:
+    files = StageFiles(ctx.run_dir, ae_stage)
+    if not files.is_done():
+        raise RuntimeError(f"{unet_stage}: stage {ae_stage} has not finished in {ctx.run_dir} (run --stage {ae_stage} first)")
+    latents = torch.load(files.latents, map_location="cpu", weights_only=False)
+    if latents["names"] != names:
+        raise RuntimeError(f"{unet_stage}: {files.latents} was encoded from other training items than --data holds; "
+                           f"retrain {ae_stage} in a new run")
+    return latents, float(files.read_done()["scaleFactor"])
+
+
+def _diffusion_batch(ctx: RunContext, scheduler: DDPMScheduler, mu: torch.Tensor, sigma: torch.Tensor, scale: float):
+    """A noised latent batch: z = (mu + sigma * eps) * scale (encode_stage_2_inputs, scaled as the
+    LatentDiffusionInferer does), then DDPM forward noising at uniform random timesteps."""
+    z = (mu + sigma * torch.randn_like(sigma)) * scale
+    noise = torch.randn_like(z)
+    t = torch.randint(0, scheduler.num_train_timesteps, (z.shape[0],), dtype=torch.long)
+    return _to(ctx, scheduler.add_noise(z, noise, t)), _to(ctx, t), _to(ctx, noise)
+
+
+def _fixed_validation(ctx, stage, scheduler, mu, sigma, scale, forward) -> float:
+    """Diffusion loss on held-out latents with noise and timesteps fixed by the seed, comparable across epochs."""
+    g = torch.Generator().manual_seed(_stage_seed(ctx.cfg, stage) + 1)
+    z = (mu + sigma * torch.randn(mu.shape, generator=g)) * scale
+    noise = torch.randn(z.shape, generator=g)
+    t = torch.linspace(50, scheduler.num_train_timesteps - 50, z.shape[0]).long()
+    pred = forward(_to(ctx, scheduler.add_noise(z, noise, t)), _to(ctx, t))
+    return F.mse_loss(pred, _to(ctx, noise)).item()
+
+
+def train_mask_unet(ctx: RunContext, data: TrainingData) -> None:
+    stage = "mask-unet"
+    cfg = ctx.cfg
+    latents, scale = _autoencoder_outputs(ctx, "mask-ae", stage, data.labels.names)
+    measures = volume_measures(data.labels, cfg["ventricle_labels"])
+    stats = conditioning_stats(measures)
+    write_json_atomic(ctx.run_dir / "conditioning.json", stats)
+    volume = torch.from_numpy(normalised_volume(measures["ratio"], stats)).float()
+    scheduler = DDPMScheduler(**cfg["scheduler"])
+    dropout = float(cfg[stage]["train"]["cfg_dropout"])
+    net = _stage_start(ctx, stage)
+
+    def batch(net, idx):
+        x, t, noise = _diffusion_batch(ctx, scheduler, latents["mu"][idx], latents["sigma"][idx], scale)
+        context = _to(ctx, training_context(volume[idx], dropout))
+        mse = F.mse_loss(net(x, t, context=context), noise)
+        return mse, {"mse": mse.item()}
+
+    validate = None
+    if "heldout_mu" in latents:
+        held_ratio = volume_measures(data.heldout_labels, cfg["ventricle_labels"])["ratio"]
+        held_ctx = torch.stack([torch.from_numpy(normalised_volume(held_ratio, stats)).float(),
+                                torch.ones(len(held_ratio))], -1)[:, None, :]
+
+        def validate(net):
+            return {"mse": _fixed_validation(ctx, stage, scheduler, latents["heldout_mu"], latents["heldout_sigma"], scale,
+                                             lambda x, t: net(x, t, context=_to(ctx, held_ctx)))}
+
+    totals = run_training_loop(ctx, stage, net, len(latents["names"]), batch, validate)
+    _finish_unet(ctx, stage, net, totals, {"conditioning": stats})
+
+
+def train_spade_unet(ctx: RunContext, data: TrainingData) -> None:
+    stage = "spade-unet"
+    cfg = ctx.cfg
+    if data.pairs is None:
+        raise ValueError(f"{stage}: the training set has no images (images/<label>_img<NNN>.nii.gz)")
+    latents, scale = _autoencoder_outputs(ctx, "spade-ae", stage, data.pairs.names)
+    scheduler = DDPMScheduler(**cfg["scheduler"])
+    net = _stage_start(ctx, stage)
+    pairs, labels = data.pairs, data.labels.labels
+
+    def batch(net, idx):
+        x, t, noise = _diffusion_batch(ctx, scheduler, latents["mu"][idx], latents["sigma"][idx], scale)
+        # SPADE gets the one-hot map at image resolution and resizes it to each feature map itself (as the
+        # thesis' LatentDiffusionInferer passes it).
+        seg = _to(ctx, one_hot(labels[[pairs.label_index[i] for i in idx]], cfg["labels"]))
+        mse = F.mse_loss(net(x, t, seg=seg), noise)
+        return mse, {"mse": mse.item()}
+
+    validate = None
+    if "heldout_mu" in latents:
+        hp = data.heldout_pairs
+        held_seg = one_hot(data.heldout_labels.labels[hp.label_index], cfg["labels"])
+
+        def validate(net):
+            return {"mse": _fixed_validation(ctx, stage, scheduler, latents["heldout_mu"], latents["heldout_sigma"], scale,
+                                             lambda x, t: net(x, t, seg=_to(ctx, held_seg)))}
+
+    totals = run_training_loop(ctx, stage, net, len(latents["names"]), batch, validate)
+    _finish_unet(ctx, stage, net, totals)
+
+
+TRAINERS = {"mask-ae": train_mask_autoencoder, "mask-unet": train_mask_unet,
+            "spade-ae": train_spade_autoencoder, "spade-unet": train_spade_unet}
