@@ -42,3 +42,8 @@ export type { MontageOptions, MontageLayout, DisplayConvention } from './export/
 export { FREESURFER_COLORS } from './export/freesurfer-colors.js';
 export { parseVolumeDistribution } from './export/volume-distribution.js';
 export type { VolumeDistribution } from './export/volume-distribution.js';
+
+// SynthSeg-style label -> image synthesizer (the image side of training pairs; the non-learned baseline)
+export { synthesizeImage } from './synth/synthesize-image.js';
+export type { SynthesizeImageOptions, SynthesisParameters, SynthesizedImage } from './synth/synthesize-image.js';
+export type { Contrast } from './synth/synthseg-priors.js';

@@ -1,0 +1,192 @@
+/**
+ * `brain-ldm synthseg-images`: SynthSeg-style images for label maps (ts/synth/synthesize-image.ts). Image k of a map
+ * depends only on (seed, the map's basename, k, the options), so reruns, and runs over a subset of the maps, give
+ * the same bytes. Every file is written to a temporary name and renamed; the manifest is rewritten the same way after
+ * each image, keeping lines of earlier runs for other outputs.
+ */
+import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { writeFileAtomically } from '../io/atomic-write.js';
+import { readNifti } from '../io/nifti.js';
+import { labelVolumeFromNifti, writeVolume, type LabelVolume } from '../labels/label-volume.js';
+import { synthesizeImage, type SynthesisParameters } from '../synth/synthesize-image.js';
+import { CONTRASTS, type Contrast } from '../synth/synthseg-priors.js';
+import { UsageError } from './import-command.js';
+
+export const SYNTHSEG_IMAGES_USAGE = `usage: brain-ldm synthseg-images <labels.nii.gz ...> --out <dir> --seed <int> [options]
+
+Renders SynthSeg-style MRI images for label maps (33 SynthSeg labels, or aseg-style maps with SynthSeg's generation
+labels): per-class Gaussian intensities, bias field, gamma, random-resolution blur, normalised to [0, 1]. Writes
+<dir>/<label basename>_img<NNN>.nii.gz (float32, the label map's shape and affine) and one JSON line per image to
+<dir>/synth-manifest.jsonl: {labels, output, seed, index, contrast, parameters}.
+
+options:
+  --out <dir>             output folder (created if missing)
+  --seed <int>            random seed; image k of a map depends only on (seed, map basename, k)
+  --count <k>             images per label map (default 1)
+  --contrast <name>       t1 (default: SynthSeg's T1 priors) or random (its uniform random contrast)
+  --no-bias               no bias field
+  --no-blur               no resolution randomisation (blur + low-resolution acquisition)
+  --json                  print each manifest line instead of a summary
+  --help                  this text`;
+
+const OPTIONS = {
+  out: { type: 'string' },
+  seed: { type: 'string' },
+  count: { type: 'string' },
+  contrast: { type: 'string' },
+  'no-bias': { type: 'boolean' },
+  'no-blur': { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const SYNTH_MANIFEST = 'synth-manifest.jsonl';
+
+export interface SynthManifestRecord {
+  labels: string;
+  output: string;
+  seed: number;
+  index: number;
+  contrast: Contrast;
+  parameters: SynthesisParameters;
+}
+
+interface SynthsegImagesArgs {
+  inputs: string[];
+  out: string;
+  seed: number;
+  count: number;
+  contrast: Contrast;
+  bias: boolean;
+  blur: boolean;
+  json: boolean;
+}
+
+function parseInteger(name: string, text: string, min: number): number {
+  const v = Number(text);
+  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(v) || v < min)
+    throw new UsageError(`--${name} must be an integer${min > Number.MIN_SAFE_INTEGER ? ` >= ${min}` : ''}, got '${text}'`);
+  return v;
+}
+
+/** The map's name without .nii / .nii.gz; the key of its random streams and the stem of its outputs. */
+export function labelBasename(path: string): string {
+  const name = basename(path);
+  const m = /^(.+)\.nii(\.gz)?$/i.exec(name);
+  if (!m) throw new UsageError(`${path}: expected a NIfTI label map (.nii or .nii.gz)`);
+  return m[1];
+}
+
+function parseSynthsegImagesArgs(argv: string[]): SynthsegImagesArgs | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return 'help';
+  if (positionals.length === 0) throw new UsageError('missing the label maps (one or more .nii.gz files)');
+  if (!values.out) throw new UsageError('missing --out <dir>');
+  if (values.seed === undefined) throw new UsageError('missing --seed <int>');
+  const contrast = (values.contrast ?? 't1') as Contrast;
+  if (!CONTRASTS.includes(contrast)) throw new UsageError(`--contrast must be one of ${CONTRASTS.join(', ')}, got '${values.contrast}'`);
+  const seen = new Map<string, string>();
+  for (const p of positionals) {
+    const b = labelBasename(p);
+    if (seen.has(b)) throw new UsageError(`${p} and ${seen.get(b)} have the same basename '${b}', so their outputs and random streams would collide`);
+    seen.set(b, p);
+  }
+  return {
+    inputs: positionals,
+    out: values.out,
+    seed: parseInteger('seed', values.seed, Number.MIN_SAFE_INTEGER),
+    count: values.count === undefined ? 1 : parseInteger('count', values.count, 1),
+    contrast,
+    bias: !values['no-bias'],
+    blur: !values['no-blur'],
+    json: values.json ?? false,
+  };
+}
+
+/** Manifest lines of earlier runs, by output path (insertion order kept). */
+async function readManifest(path: string): Promise<Map<string, string>> {
+  const lines = new Map<string, string>();
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return lines;
+    throw e;
+  }
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let record: { output?: unknown };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      throw new Error(`${path}: line ${i + 1} is not JSON; move the file away or fix it`);
+    }
+    if (typeof record?.output !== 'string') throw new Error(`${path}: line ${i + 1} has no string field 'output'`);
+    lines.set(record.output, line);
+  });
+  return lines;
+}
+
+async function readLabels(path: string): Promise<{ labels: LabelVolume; qformCode: number; sformCode: number }> {
+  const image = await readNifti(path);
+  const valid = (c: number) => (c >= 1 && c <= 4 ? c : 2);
+  return { labels: labelVolumeFromNifti(image, path), qformCode: valid(image.header.qformCode), sformCode: valid(image.header.sformCode) };
+}
+
+function summary(r: SynthManifestRecord, ms: number): string {
+  const p = r.parameters;
+  const parts: string[] = [r.contrast];
+  parts.push(p.bias ? (p.bias.applied ? `bias std ${p.bias.std.toFixed(2)}` : 'bias drawn, not applied') : 'no bias');
+  if (p.intensity.gamma !== null) parts.push(`gamma ${p.intensity.gamma.toFixed(2)}`);
+  if (p.resolution) parts.push(`${p.resolution.mode} resolution ${p.resolution.resolutionMm.map((v) => v.toFixed(2)).join('x')} mm`);
+  else parts.push('no blur');
+  return `wrote ${r.output} (${parts.join(', ')}) in ${ms.toFixed(0)} ms`;
+}
+
+/**
+ * Runs `brain-ldm synthseg-images` (arguments after the command word). Returns 0, or 2 for a usage error (printed
+ * with the usage to `printError`). Failures while reading or writing throw; the CLI prints them and exits 1.
+ */
+export async function synthsegImagesCommand(argv: string[], print: (line: string) => void, printError = (l: string) => console.error(l)): Promise<number> {
+  let args: SynthsegImagesArgs | 'help';
+  try {
+    args = parseSynthsegImagesArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    printError(`brain-ldm synthseg-images: ${e.message}\n\n${SYNTHSEG_IMAGES_USAGE}`);
+    return 2;
+  }
+  if (args === 'help') {
+    print(SYNTHSEG_IMAGES_USAGE);
+    return 0;
+  }
+  mkdirSync(args.out, { recursive: true });
+  const manifestPath = join(args.out, SYNTH_MANIFEST);
+  const manifest = await readManifest(manifestPath);
+  const width = Math.max(3, String(args.count - 1).length);
+  for (const input of args.inputs) {
+    const stem = labelBasename(input);
+    const { labels, qformCode, sformCode } = await readLabels(input);
+    for (let k = 0; k < args.count; k++) {
+      const t0 = performance.now();
+      const { image, parameters } = synthesizeImage(labels, args.seed, [stem, k], { contrast: args.contrast, bias: args.bias, blur: args.blur, source: input });
+      const output = join(args.out, `${stem}_img${String(k).padStart(width, '0')}.nii.gz`);
+      await writeVolume(output, image, { qformCode, sformCode, descrip: `brain-ldm synthseg-images ${args.contrast} seed ${args.seed} #${k}` });
+      const record: SynthManifestRecord = { labels: input, output, seed: args.seed, index: k, contrast: args.contrast, parameters };
+      const line = JSON.stringify(record);
+      manifest.set(output, line);
+      await writeFileAtomically(manifestPath, [Buffer.from([...manifest.values()].join('\n') + '\n')]);
+      print(args.json ? line : summary(record, performance.now() - t0));
+    }
+  }
+  return 0;
+}
