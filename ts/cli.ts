@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { infoCommand, packageVersion } from './cli/info-command.js';
 import { importCommand } from './cli/import-command.js';
 import { runNetworkCommand } from './cli/run-network-command.js';
+import { generateCommand } from './cli/generate-command.js';
 import { synthsegImagesCommand } from './cli/synthseg-images-command.js';
 import { validateNetworkWeights } from './nets/network.js';
 import type { BackendRequest } from './backend/types.js';
@@ -13,6 +14,7 @@ commands:
   info          backend, ISA, threads and versions; which backends load and why not
   import        a MONAI .pt/.pth checkpoint -> a brain-ldm model bundle (brain-ldm import --help)
   run-network   run a bundle's network on inputs from a safetensors file (brain-ldm run-network --help)
+  generate      labeled pairs (image + label map) with the ventricle volume asked for (brain-ldm generate --help)
   synthseg-images  SynthSeg-style images for label maps (brain-ldm synthseg-images --help)
 
 common options:
@@ -28,6 +30,7 @@ export async function main(argv: string[], print: (line: string) => void = conso
   try {
     if (first === 'import') return await importCommand(rest, print, { validate: validateNetworkWeights });
     if (first === 'run-network') return await runNetworkCommand(rest, print);
+    if (first === 'generate') return await generateCommand(rest, print);
     if (first === 'synthseg-images') return await synthsegImagesCommand(rest, print);
   } catch (e) {
     console.error(`brain-ldm ${first}: ${(e as Error).message}`);

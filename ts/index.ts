@@ -47,3 +47,12 @@ export type { VolumeDistribution } from './export/volume-distribution.js';
 export { synthesizeImage } from './synth/synthesize-image.js';
 export type { SynthesizeImageOptions, SynthesisParameters, SynthesizedImage } from './synth/synthesize-image.js';
 export type { Contrast } from './synth/synthseg-priors.js';
+
+// Generators (four bundles + generator.json) and labeled-pair generation
+export { readGenerator, readGeneratorConfig, writeGeneratorConfig, validateGeneratorConfig, generatorGridAffine } from './bundle/generator-bundle.js';
+export type { Generator, GeneratorConfig, VolumeConditioning, VolumeCalibration } from './bundle/generator-bundle.js';
+export { LabeledPairGenerator } from './pipeline/labeled-pair-generator.js';
+export { generateDataset, measureLabelMap } from './pipeline/generate-dataset.js';
+export type { GenerateDatasetOptions, GeneratedSample, ManifestRecord, VolumeRequest, GenerateEvent } from './pipeline/generate-dataset.js';
+export { conditionForVolumeMl, fitVolumeCalibration } from './pipeline/volume-condition.js';
+export { randomNetworkWeights } from './nets/random-weights.js';

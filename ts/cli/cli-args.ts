@@ -1,0 +1,36 @@
+/** Argument checks shared by the commands: each failure is a UsageError (exit code 2) naming the option. */
+import type { BackendOptions, BackendRequest } from '../backend/types.js';
+
+export class UsageError extends Error {}
+
+/** parseArgs' own complaints (unknown option, missing value) are usage errors too. */
+export function isUsageError(e: unknown): boolean {
+  return e instanceof UsageError || (e instanceof TypeError && /Unknown option|Unexpected argument|argument missing|ERR_PARSE_ARGS/i.test(`${(e as Error).message} ${(e as { code?: string }).code ?? ''}`));
+}
+
+const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+export function numberOption(name: string, text: string | undefined, check: (v: number) => boolean, expected: string): number | undefined {
+  if (text === undefined) return undefined;
+  const v = NUMBER.test(text.trim()) ? Number(text) : Number.NaN;
+  if (!Number.isFinite(v) || !check(v)) throw new UsageError(`--${name} must be ${expected}, got '${text}'`);
+  return v;
+}
+
+export const positiveInt = (name: string, text: string | undefined) => numberOption(name, text, (v) => Number.isSafeInteger(v) && v >= 1, 'a positive integer');
+export const nonNegativeInt = (name: string, text: string | undefined) => numberOption(name, text, (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
+
+/** --backend / --threads / --isa as loadBackend options. */
+export function backendOptions(values: { backend?: string; threads?: string; isa?: string }): BackendOptions {
+  return { backend: values.backend as BackendRequest | undefined, threads: positiveInt('threads', values.threads), isa: values.isa };
+}
+
+export const BACKEND_OPTIONS = {
+  backend: { type: 'string' },
+  threads: { type: 'string' },
+  isa: { type: 'string' },
+} as const;
+
+export const BACKEND_USAGE = `  --backend <name>     auto (default), native, wasm, wasm-simd-threads, wasm-simd, wasm-scalar
+  --threads <n>        worker threads (default: one per core)
+  --isa <name>         native kernels: auto, avx512, avx2, scalar`;

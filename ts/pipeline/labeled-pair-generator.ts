@@ -1,0 +1,193 @@
+/**
+ * One labeled pair from a generator (ARCHITECTURE.md, "The job, as data flows"):
+ *
+ *   mask stage : noise [1, 3, d, h, w] -> solver steps of the mask UNet, context [condition, 1] under CFG
+ *                -> / scaleFactor -> mask decoder -> logits [1, L, D, H, W] -> argmax -> label values
+ *   image stage: one-hot(labels) -> solver steps of the SPADE UNet (seg = one-hot) -> / scaleFactor
+ *                -> SPADE decoder(z, seg) -> image, clipped to [0, 1]
+ *
+ * Randomness is a function of (seed, sample index) only, so any sample regenerates alone and identically on every
+ * backend: Philox streams 2i (mask stage) and 2i + 1 (image stage) of the seed, draw 0 the initial latent and draw
+ * k >= 1 the noise of stochastic step k; the thesis' null-context scalar u is seededRandom(seed, 'null-context', i).
+ */
+import type { Backend, NetworkHandle, NetworkTensor } from '../backend/types.js';
+import { nullContextSpec, type Generator } from '../bundle/generator-bundle.js';
+import type { ModelBundle } from '../bundle/model-bundle.js';
+import { createNetwork } from '../nets/network.js';
+import { gaussianNoise } from '../random/noise.js';
+import { seededRandom } from '../random/seeded-random.js';
+import { createScheduler, schedulerConfigFromMonai, type SchedulerType } from '../schedulers/index.js';
+import { nullContext } from './guidance.js';
+import { sampleLatent } from './sample-latent.js';
+
+export type PairStage = 'mask' | 'image';
+
+export interface PairStepEvent {
+  stage: PairStage;
+  stepIndex: number;
+  totalSteps: number;
+}
+
+export interface SamplingSettings {
+  solver: SchedulerType;
+  steps: number;
+}
+
+export interface MaskRequest extends SamplingSettings {
+  seed: number;
+  sampleIndex: number;
+  /** The model's condition (normalised ventricle/ICV ratio). */
+  condition: number;
+  guidanceScale: number;
+  onStep?: (e: PairStepEvent) => void | Promise<void>;
+}
+
+export interface ImageRequest extends SamplingSettings {
+  seed: number;
+  sampleIndex: number;
+  /** Label values on the generator's grid (one per voxel). */
+  labels: Uint8Array;
+  onStep?: (e: PairStepEvent) => void | Promise<void>;
+}
+
+const f32 = Math.fround;
+
+/** Standard normal noise copied to the host (the loop's latent lives in TypeScript between forwards). */
+async function hostNoise(backend: Backend, shape: readonly number[], seed: number, stream: number, step: number): Promise<Float32Array> {
+  const t = await gaussianNoise(backend, shape, { seed, sampleIndex: stream, step });
+  try {
+    return t.read() as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}
+
+/** z / scaleFactor in float32, as LatentDiffusionInferer divides before decoding. */
+function unscale(latent: Float32Array, scaleFactor: number): Float32Array {
+  const out = new Float32Array(latent.length);
+  const s = f32(scaleFactor);
+  for (let i = 0; i < latent.length; i++) out[i] = latent[i] / s;
+  return out;
+}
+
+/** Channel argmax of logits [1, L, N] (first maximum wins, as torch.argmax) mapped to label values. */
+export function argmaxLabels(logits: Float32Array, labels: readonly number[], voxels: number): Uint8Array {
+  const L = labels.length;
+  if (logits.length !== L * voxels) throw new RangeError(`argmaxLabels: logits have ${logits.length} elements, expected ${L} x ${voxels}`);
+  const best = new Float32Array(logits.subarray(0, voxels));
+  const index = new Uint8Array(voxels);
+  for (let c = 1; c < L; c++) {
+    const plane = logits.subarray(c * voxels, (c + 1) * voxels);
+    for (let v = 0; v < voxels; v++) if (plane[v] > best[v]) { best[v] = plane[v]; index[v] = c; }
+  }
+  const out = new Uint8Array(voxels);
+  for (let v = 0; v < voxels; v++) out[v] = labels[index[v]];
+  return out;
+}
+
+/** One-hot [1, L, N] float32 of label values in the generator's channel order (unknown values are an error). */
+export function oneHot(values: Uint8Array, labels: readonly number[]): Float32Array {
+  const channel = new Int16Array(256).fill(-1);
+  labels.forEach((l, c) => { channel[l] = c; });
+  const n = values.length;
+  const out = new Float32Array(labels.length * n);
+  for (let v = 0; v < n; v++) {
+    const c = channel[values[v]];
+    if (c < 0) throw new RangeError(`oneHot: voxel ${v} has label ${values[v]}, which is not one of the generator's labels`);
+    out[c * n + v] = 1;
+  }
+  return out;
+}
+
+export class LabeledPairGenerator {
+  private constructor(
+    readonly backend: Backend,
+    readonly generator: Generator,
+    private readonly maskDecoder: NetworkHandle,
+    private readonly maskUnet: NetworkHandle,
+    private readonly imageDecoder: NetworkHandle,
+    private readonly imageUnet: NetworkHandle,
+  ) {}
+
+  /** Builds the four networks on `backend` (the caller keeps owning the backend). */
+  static async create(backend: Backend, generator: Generator): Promise<LabeledPairGenerator> {
+    const built: NetworkHandle[] = [];
+    const build = async (b: ModelBundle) => {
+      const n = await createNetwork(backend, b.config.network, b.weights);
+      built.push(n);
+      return n;
+    };
+    try {
+      return new LabeledPairGenerator(backend, generator, await build(generator.maskAutoencoder), await build(generator.maskUnet),
+        await build(generator.imageAutoencoder), await build(generator.imageUnet));
+    } catch (e) {
+      await Promise.all(built.map((n) => n.dispose()));
+      throw e;
+    }
+  }
+
+  get voxels(): number {
+    const [d, h, w] = this.generator.config.grid.shape;
+    return d * h * w;
+  }
+
+  private scheduler(bundle: ModelBundle, solver: SchedulerType) {
+    return createScheduler(schedulerConfigFromMonai(bundle.config.scheduler!, { type: solver }));
+  }
+
+  /** Mask stage: a label map (values) on the generator's grid. */
+  async generateMask(req: MaskRequest): Promise<Uint8Array> {
+    const { config, maskUnet, maskAutoencoder } = this.generator;
+    const shape = [1, ...config.mask.latentShape];
+    const stream = 2 * req.sampleIndex;
+    const initialNoise = await hostNoise(this.backend, shape, req.seed, stream, 0);
+    const context: NetworkTensor = { shape: [1, 1, 2], data: Float32Array.of(req.condition, 1) };
+    const u = seededRandom(req.seed, 'null-context', req.sampleIndex).next();
+    const k = config.conditioning;
+    const latent = await sampleLatent({
+      network: this.maskUnet,
+      scheduler: this.scheduler(maskUnet, req.solver),
+      steps: req.steps,
+      initialNoise,
+      shape,
+      context,
+      guidanceScale: req.guidanceScale,
+      nullContext: req.guidanceScale !== 1 && k.nullContext !== null ? nullContext(nullContextSpec(k.nullContext, u), [1, 1, 2]) : null,
+      guidanceOrder: k.guidanceOrder,
+      noiseForStep: (i) => hostNoise(this.backend, shape, req.seed, stream, i + 1),
+      onStep: req.onStep ? (s) => req.onStep!({ stage: 'mask', stepIndex: s.stepIndex, totalSteps: s.totalSteps }) : undefined,
+    });
+    const z = unscale(latent.data, maskAutoencoder.config.scaleFactor!);
+    const { out } = await this.maskDecoder.run('decode', { z: { shape, data: z } });
+    return argmaxLabels(out.data, config.labels, this.voxels);
+  }
+
+  /** Image stage: an image in [0, 1] for a label map on the generator's grid. */
+  async generateImage(req: ImageRequest): Promise<Float32Array> {
+    const { config, imageUnet, imageAutoencoder } = this.generator;
+    if (!(req.labels instanceof Uint8Array) || req.labels.length !== this.voxels)
+      throw new RangeError(`generateImage: 'labels' must be a Uint8Array of ${this.voxels} voxels (grid ${config.grid.shape.join('x')})`);
+    const shape = [1, ...config.image.latentShape];
+    const seg: NetworkTensor = { shape: [1, config.labels.length, ...config.grid.shape], data: oneHot(req.labels, config.labels) };
+    const stream = 2 * req.sampleIndex + 1;
+    const latent = await sampleLatent({
+      network: this.imageUnet,
+      scheduler: this.scheduler(imageUnet, req.solver),
+      steps: req.steps,
+      initialNoise: await hostNoise(this.backend, shape, req.seed, stream, 0),
+      shape,
+      extraInputs: { seg },
+      noiseForStep: (i) => hostNoise(this.backend, shape, req.seed, stream, i + 1),
+      onStep: req.onStep ? (s) => req.onStep!({ stage: 'image', stepIndex: s.stepIndex, totalSteps: s.totalSteps }) : undefined,
+    });
+    const z = unscale(latent.data, imageAutoencoder.config.scaleFactor!);
+    const { out } = await this.imageDecoder.run('decode', { z: { shape, data: z }, seg });
+    const image = new Float32Array(out.data.length);
+    for (let i = 0; i < image.length; i++) image[i] = Math.min(1, Math.max(0, out.data[i]));
+    return image;
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([this.maskDecoder, this.maskUnet, this.imageDecoder, this.imageUnet].map((n) => n.dispose()));
+  }
+}
