@@ -7,12 +7,14 @@ import pngjs from 'pngjs';
 import { FREESURFER_COLORS } from '../../ts/export/freesurfer-colors.js';
 import { renderMontage, renderMontageRgb, writeMontagePng } from '../../ts/export/png-montage.js';
 import { writeNifti } from '../../ts/io/nifti.js';
-import { reorient, type Volume } from '../../ts/labels/label-volume.js';
-import { SYNTHSEG_LABELS } from '../../ts/labels/synthseg-labels.js';
+import { readLabelVolume, reorient, type Volume } from '../../ts/labels/label-volume.js';
+import { mapToSynthSeg, SYNTHSEG_LABELS, synthSegIndex } from '../../ts/labels/synthseg-labels.js';
 import { seededRandom } from '../../ts/random/seeded-random.js';
+import { sharedData } from '../helpers/shared-data.js';
 import { runPython, venvPython } from './python-reference.js';
 
 const { pythonTest } = venvPython('png-montage.spec');
+const { dataTest, dataPath } = sharedData('png-montage.spec');
 
 function decode(bytes: Uint8Array): { width: number; height: number; at: (x: number, y: number) => [number, number, number] } {
   const png = pngjs.PNG.sync.read(Buffer.from(bytes));
@@ -208,4 +210,32 @@ test('bad input is an error naming the argument and the expected value', (t) => 
   for (const [f, message] of cases) t.throws(f, { message }, String(message));
   // centerMm picks the voxel through the affine.
   t.deepEqual(renderMontageRgb(head, null, { centerMm: ASL_WORLD }).centerVoxel, [0, 13, 11]);
+});
+
+dataTest('training_seg_01: the LIA file and its IPL (thesis) reorientation give the same 256 mm montage, ventricles in view', async (t) => {
+  const lia = await readLabelVolume(dataPath('synthseg-label-maps/training_seg_01.nii.gz'));
+  const labels: Volume<Uint8Array> = { ...lia, data: mapToSynthSeg(lia.data).labels };
+  // A stand-in image: each label's channel index as grey, so structures differ.
+  const image: Volume<Float32Array> = { ...labels, data: Float32Array.from(labels.data, (l) => synthSegIndex(l) / 32) };
+  const started = performance.now();
+  const png = renderMontage(image, labels);
+  const ms = performance.now() - started;
+  t.log(`256^3 montage with overlay: ${ms.toFixed(0)} ms, ${png.length} bytes`);
+  const ipl = renderMontage(reorient(image, 'IPL'), reorient(labels, 'IPL'));
+  t.true(Buffer.from(png).equals(Buffer.from(ipl)), 'IPL grid gives the same picture');
+  const img = decode(png);
+  t.is(img.width, 256 * 3 + 2 * 2);
+  t.is(img.height, 256);
+  const ventricle = FREESURFER_COLORS[4]; // 43 has the same colour; blended with each label's own grey below
+  const layout = renderMontageRgb(image, labels);
+  // The planes go through the ventricles' centroid: each panel shows lateral-ventricle voxels (4 or 43).
+  const grey4 = Math.round((synthSegIndex(4) / 32) * 255);
+  const grey43 = Math.round((synthSegIndex(43) / 32) * 255);
+  const blend = (g: number) => ventricle.map((c) => Math.round(0.6 * g + 0.4 * c)).join(',');
+  const wanted = new Set([blend(grey4), blend(grey43)]);
+  for (const p of layout.panels) {
+    let hits = 0;
+    for (let y = p.y; y < p.y + p.height; y++) for (let x = p.x; x < p.x + p.width; x++) if (wanted.has(img.at(x, y).join(','))) hits++;
+    t.true(hits > 50, `${p.plane}: ${hits} lateral-ventricle pixels`);
+  }
 });

@@ -170,10 +170,17 @@ function checkLabels(image: Volume, labels: Volume, op: string): void {
     if (Math.abs(labels.affine[r][c] - image.affine[r][c]) > 1e-3)
       throw new RangeError(`${op}: labels affine differs from the image affine at [${r}][${c}] (${labels.affine[r][c]} vs ${image.affine[r][c]}); they must describe the same grid`);
   const d = labels.data as VolumeData;
-  for (let i = 0; i < d.length; i++)
-    if (FREESURFER_COLORS[d[i]] === undefined)
-      throw new RangeError(`${op}: labels voxel ${i} has value ${d[i]}, which is not one of the 33 SynthSeg labels`);
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    if (!(v >= 0 && v < 256 && HAS_COLOR[v])) throw new RangeError(`${op}: labels voxel ${i} has value ${v}, which is not one of the 33 SynthSeg labels`);
+  }
 }
+
+const HAS_COLOR: Uint8Array = (() => {
+  const lut = new Uint8Array(256);
+  for (const label of Object.keys(FREESURFER_COLORS)) lut[Number(label)] = 1;
+  return lut;
+})();
 
 function checkOptions(options: MontageOptions, op: string): { scale: number; opacity: number; window: readonly [number, number]; convention: DisplayConvention; gap: number; centerVoxel?: Triple; centerMm?: readonly number[] } {
   if (options === null || typeof options !== 'object') throw new TypeError(`${op}: argument 'options' must be an object`);
