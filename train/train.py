@@ -11,6 +11,7 @@ Then: train/export_generator.py --run RUN --out models/<name>.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ldm.config import ConfigError, load_config, pin_config  # noqa: E402
 from ldm.data import DataError, load_labels, load_pairs, read_split  # noqa: E402
 from ldm.networks import STAGES  # noqa: E402
-from ldm.run_state import RunLog, StageFiles  # noqa: E402
+from ldm.run_state import DATA_NOTICE_FILES, RunLog, StageFiles  # noqa: E402
 from ldm.stages import TRAINERS, RunContext, TrainingData  # noqa: E402
 
 
@@ -49,6 +50,13 @@ def load_data(data_dir: Path, cfg: dict, need_images: bool) -> TrainingData:
     return TrainingData(labels, pairs, heldout_labels, heldout_pairs)
 
 
+def keep_data_notice(data_dir: Path, run_dir: Path) -> None:
+    """The weights derive from the training data: its origin and licence travel with the run (and the export)."""
+    for name in DATA_NOTICE_FILES:
+        if (data_dir / name).is_file() and not (run_dir / name).exists():
+            shutil.copyfile(data_dir / name, run_dir / name)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
@@ -61,6 +69,7 @@ def main(argv: list[str]) -> int:
             raise ConfigError(f"{args.config}: field 'device' is \"cuda\" but torch sees no CUDA device")
         args.out.mkdir(parents=True, exist_ok=True)
         pin_config(args.out, cfg, args.config)
+        keep_data_notice(args.data, args.out)
         stages = STAGES if args.stage == "all" else (args.stage,)
         todo = [s for s in stages if not StageFiles(args.out, s).is_done()]
         for s in stages:

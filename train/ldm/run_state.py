@@ -11,6 +11,9 @@ import torch
 
 from .config import write_json_atomic
 
+# Written by make_training_set.sh beside the data; copied into the run and into the exported generator.
+DATA_NOTICE_FILES = ("SOURCE.md", "LICENSE-Apache-2.0.txt")
+
 
 class RunLog:
     def __init__(self, run_dir: Path) -> None:
