@@ -1,31 +1,18 @@
 /**
  * `brain-ldm synthseg-images`: files and manifest as specified, float32 on the label map's exact geometry (read back
  * by our reader and by nibabel), output k of a map independent of the other maps and of earlier runs (same bytes),
- * usage errors with exit code 2, failures with exit code 1 and a message naming the file. Serial: `cli` swaps
+ * usage errors with exit code 2, failures with exit code 1 and a message naming the file. Serial: captureCli swaps
  * console.error to capture it.
  */
 import test from 'ava';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../ts/cli.js';
 import { readNifti, writeNifti, type Affine } from '../../ts/io/nifti.js';
+import { captureCli as cli } from '../helpers/capture-cli.js';
 import { pythonReference, runPython } from '../synth/python-reference.js';
 
 const { pythonTest } = pythonReference('synthseg-images.spec', ['numpy', 'nibabel']);
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const lines: string[] = [];
-  const errors: string[] = [];
-  const error = console.error;
-  console.error = (m: string) => errors.push(String(m));
-  try {
-    const code = await main(args, (l) => lines.push(l));
-    return { code, out: lines.join('\n'), err: errors.join('\n') };
-  } finally {
-    console.error = error;
-  }
-}
 
 const IPL: Affine = [[0, 0, -1.667, 70], [0, -1.75, 0, 60], [-1.667, 0, 0, 50], [0, 0, 0, 1]];
 

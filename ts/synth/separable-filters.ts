@@ -61,43 +61,53 @@ export function convolveAxis(src: Float32Array, shape: Triple, axis: number, ker
   return out;
 }
 
-/** Resamples `axis` to `outLength` samples at positions j x length / outLength, linear with clamped neighbours. */
-export function resampleAxisLinear(src: Float32Array, shape: Triple, axis: number, outLength: number): { data: Float32Array; shape: Triple } {
+/**
+ * Resamples `axis` to `outLength` samples; output sample j = (1 - w) x input[i0] + w x input[i1] for the taps
+ * `taps(j x length / outLength)` gives (all lines of the axis at once, so the inner loop runs over contiguous memory).
+ */
+function resampleAxis(src: Float32Array, shape: Triple, axis: number, outLength: number, taps: (p: number, length: number) => [number, number, number]): { data: Float32Array; shape: Triple } {
   const { outer, length, inner } = axisView(shape, axis);
   const outShape = shape.slice() as Triple;
   outShape[axis] = outLength;
   const out = new Float32Array(outer * outLength * inner);
   const scale = length / outLength;
   for (let j = 0; j < outLength; j++) {
-    const p = Math.min(Math.max(j * scale, 0), length - 1);
-    const i0 = Math.floor(p);
-    const i1 = Math.min(i0 + 1, length - 1);
-    const w = p - i0;
+    const [i0, i1, w] = taps(j * scale, length);
     for (let o = 0; o < outer; o++) {
       const a = (o * length + i0) * inner;
-      const b = (o * length + i1) * inner;
       const to = (o * outLength + j) * inner;
+      if (w === 0) {
+        out.set(src.subarray(a, a + inner), to);
+        continue;
+      }
+      const b = (o * length + i1) * inner;
       for (let i = 0; i < inner; i++) out[to + i] = (1 - w) * src[a + i] + w * src[b + i];
     }
   }
   return { data: out, shape: outShape };
 }
 
+/** Linear taps at position p, the neighbours clamped to the edge (neuron interpn 'linear'). */
+function linearTaps(p: number, length: number): [number, number, number] {
+  const q = Math.min(Math.max(p, 0), length - 1);
+  const i0 = Math.floor(q);
+  return [i0, Math.min(i0 + 1, length - 1), q - i0];
+}
+
+/** Nearest tap at position p: rounded half to even (tf.round), clamped (neuron interpn 'nearest'). */
+function nearestTaps(p: number, length: number): [number, number, number] {
+  const i0 = Math.min(Math.max(roundHalfEven(p), 0), length - 1);
+  return [i0, i0, 0];
+}
+
+/** Resamples `axis` to `outLength` samples at positions j x length / outLength, linear with clamped neighbours. */
+export function resampleAxisLinear(src: Float32Array, shape: Triple, axis: number, outLength: number): { data: Float32Array; shape: Triple } {
+  return resampleAxis(src, shape, axis, outLength, linearTaps);
+}
+
 /** Resamples `axis` to `outLength` samples at positions j x length / outLength, nearest (half to even), clamped. */
 export function resampleAxisNearest(src: Float32Array, shape: Triple, axis: number, outLength: number): { data: Float32Array; shape: Triple } {
-  const { outer, length, inner } = axisView(shape, axis);
-  const outShape = shape.slice() as Triple;
-  outShape[axis] = outLength;
-  const out = new Float32Array(outer * outLength * inner);
-  const scale = length / outLength;
-  for (let j = 0; j < outLength; j++) {
-    const i0 = Math.min(Math.max(roundHalfEven(j * scale), 0), length - 1);
-    for (let o = 0; o < outer; o++) {
-      const from = (o * length + i0) * inner;
-      out.set(src.subarray(from, from + inner), (o * outLength + j) * inner);
-    }
-  }
-  return { data: out, shape: outShape };
+  return resampleAxis(src, shape, axis, outLength, nearestTaps);
 }
 
 /** Linear resize of a whole volume (neuron Resize, 'linear'), one axis at a time. */
