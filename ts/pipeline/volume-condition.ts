@@ -19,6 +19,9 @@ export interface ResolvedCondition {
   extrapolated: boolean;
 }
 
+/** How far (in condition units) a calibrated map may extrapolate past its measured ends (the thesis tried up to 1.55). */
+export const CALIBRATION_EXTRAPOLATION = 0.5;
+
 /** Condition for a ventricle/ICV ratio. */
 export function conditionForRatio(ratio: number, k: VolumeConditioning): number {
   return (ratio - k.ratioMin) / (k.ratioMax - k.ratioMin);
@@ -50,7 +53,10 @@ export function conditionForVolumeMl(ml: number, k: VolumeConditioning, calibrat
   if (calibration) {
     const xs = calibration.points.map((p) => p[0]);
     const ys = calibration.points.map((p) => p[1]);
-    return { condition: interpolateLinear(xs, ys, ml), source: 'calibration', extrapolated };
+    // Past the measured points the map continues its end slopes, but only CALIBRATION_EXTRAPOLATION condition units
+    // further: a model whose volume barely moves would otherwise be sent to absurd conditions.
+    const condition = Math.min(ys[ys.length - 1] + CALIBRATION_EXTRAPOLATION, Math.max(ys[0] - CALIBRATION_EXTRAPOLATION, interpolateLinear(xs, ys, ml)));
+    return { condition, source: 'calibration', extrapolated: extrapolated || ml < xs[0] || ml > xs[xs.length - 1] };
   }
   return { condition: conditionForRatio(ml / k.referenceIcvMl, k), source: 'reference-icv', extrapolated };
 }
