@@ -9,23 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBackend } from '../../ts/backend/select.js';
 import { readGeneratorConfig } from '../../ts/bundle/generator-bundle.js';
-import { main } from '../../ts/cli.js';
+import { captureCli as cli } from '../helpers/capture-cli.js';
 import { writeTinyGenerator } from '../helpers/tiny-generator.js';
 
 const work = mkdtempSync(join(tmpdir(), 'brain-ldm-calibrate-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
 
-async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const original = console.error;
-  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
-  try {
-    return { code: await main(args, (l) => out.push(l)), out, err };
-  } finally {
-    console.error = original;
-  }
-}
 
 test.serial('calibrate stores a monotone map, reports the check, and generate then uses the map', async (t) => {
   const gen = join(work, 'generator');
@@ -36,14 +25,14 @@ test.serial('calibrate stores a monotone map, reports the check, and generate th
 
   const before = readFileSync(join(gen, 'generator.json'));
   const dry = await cli([...args, '--dry-run', '--json']);
-  t.is(dry.code, 0, dry.err.join('\n'));
+  t.is(dry.code, 0, dry.err);
   t.deepEqual(readFileSync(join(gen, 'generator.json')), before, '--dry-run leaves generator.json as it was');
-  const report = JSON.parse(dry.out.join('\n'));
+  const report = JSON.parse(dry.out);
   t.is(report.sweep.length, 12);
   t.is(report.verification.rows.length, 6);
 
   const r = await cli(args);
-  t.is(r.code, 0, r.err.join('\n'));
+  t.is(r.code, 0, r.err);
   const config = await readGeneratorConfig(gen); // validates: points strictly increasing in mL and condition
   const cal = config.calibration!;
   t.truthy(cal);
@@ -52,18 +41,18 @@ test.serial('calibrate stores a monotone map, reports the check, and generate th
   t.is(cal.steps, 4);
   t.is(cal.samplesPerRequest, 2);
   t.is(typeof (cal.verification as { medianRelativeError: number }).medianRelativeError, 'number');
-  t.regex(r.out.join('\n'), /Spearman -?\d\.\d{3}, median relative error \d+\.\d%, mean absolute error \d+\.\d mL/);
+  t.regex(r.out, /Spearman -?\d\.\d{3}, median relative error \d+\.\d%, mean absolute error \d+\.\d mL/);
 
   const out = join(work, 'after');
   const g = await cli(['generate', gen, '--out', out, '--ventricle-volume', '23', '--quiet', '--json', '--backend', 'native']);
-  t.is(g.code, 0, g.err.join('\n'));
-  t.is(JSON.parse(g.out[0]).requested.conditionSource, 'calibration');
+  t.is(g.code, 0, g.err);
+  t.is(JSON.parse(g.out.split('\n')[0]).requested.conditionSource, 'calibration');
 });
 
-test('calibrate rejects bad options with exit code 2', async (t) => {
+test.serial('calibrate rejects bad options with exit code 2', async (t) => {
   for (const args of [['--requests', '1'], ['--samples', '0'], ['--solver', 'euler'], ['--frobnicate']]) {
     const r = await cli(['calibrate', join(work, 'generator'), ...args]);
     t.is(r.code, 2, args.join(' '));
-    t.regex(r.err[0], /^brain-ldm calibrate: /);
+    t.regex(r.err, /^brain-ldm calibrate: /);
   }
 });

@@ -13,15 +13,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadBackend } from '../../ts/backend/select.js';
 import { generatorGridAffine, readGenerator, writeGeneratorConfig } from '../../ts/bundle/generator-bundle.js';
-import { main } from '../../ts/cli.js';
 import { generateDataset, type ManifestRecord } from '../../ts/pipeline/generate-dataset.js';
 import { VENTRICLE_LABELS } from '../../ts/labels/synthseg-labels.js';
 import { readLabelVolume } from '../../ts/labels/label-volume.js';
 import { runPython, venvPython } from '../export/python-reference.js';
 import { testBackends } from '../helpers/backends.js';
+import { captureCli as cli } from '../helpers/capture-cli.js';
 import { tinyGeneratorConfig, writeTinyGenerator } from '../helpers/tiny-generator.js';
 
-const { pythonTest } = venvPython('generate-dataset.spec');
+const { pythonTest, havePython } = venvPython('generate-dataset.spec');
+// CLI specs swap console.error while they run (captureCli), so they run one at a time.
+const serialPythonTest = havePython ? test.serial : pythonTest;
 const work = mkdtempSync(join(tmpdir(), 'brain-ldm-generate-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
 
@@ -40,18 +42,6 @@ function tinyGenerator(): Promise<string> {
   return generatorDir;
 }
 
-async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const original = console.error;
-  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
-  try {
-    const code = await main(args, (l) => out.push(l));
-    return { code, out, err };
-  } finally {
-    console.error = original;
-  }
-}
 
 function manifest(dir: string): ManifestRecord[] {
   return readdirSync(dir).filter((f) => f.startsWith('manifest')).flatMap((f) =>
@@ -75,11 +65,11 @@ const BASE = ['--count', '3', '--volume-dist', 'uniform:20:120', '--seed', '7', 
 
 for (const b of backends) {
   const name = b.name === 'native' ? 'native' : b.name;
-  pythonTest(`generate writes pairs that nibabel reads with the grid's geometry; manifest volumes equal label counts [${b.label}]`, async (t) => {
+  serialPythonTest(`generate writes pairs that nibabel reads with the grid's geometry; manifest volumes equal label counts [${b.label}]`, async (t) => {
     const gen = await tinyGenerator();
     const out = join(work, `e2e-${name}`);
     const r = await cli(['generate', gen, '--out', out, ...BASE, '--backend', name, '--png', '--nnunet', 'Dataset501_Tiny']);
-    t.is(r.code, 0, r.err.join('\n'));
+    t.is(r.code, 0, r.err);
     const records = manifest(out);
     t.deepEqual(records.map((x) => x.index), [0, 1, 2]);
     const config = tinyGeneratorConfig();
@@ -141,7 +131,7 @@ print(json.dumps(out))`, [out, ...records.map((x) => x.files!.labels.replace(/_l
   });
 }
 
-test('native and wasm agree: label maps on >= 99% of voxels, images to 2e-3', async (t) => {
+test.serial('native and wasm agree: label maps on >= 99% of voxels, images to 2e-3', async (t) => {
   if (backends.length < 2) { t.log('only one backend family loads here'); t.pass(); return; }
   const gen = await tinyGenerator();
   const results = [];
@@ -166,7 +156,7 @@ test('native and wasm agree: label maps on >= 99% of voxels, images to 2e-3', as
   }
 });
 
-test('the Node API yields the same samples the CLI writes, as an async iterator', async (t) => {
+test.serial('the Node API yields the same samples the CLI writes, as an async iterator', async (t) => {
   const gen = await tinyGenerator();
   const out = join(work, 'api-vs-cli');
   t.is((await cli(['generate', gen, '--out', out, '--count', '2', '--ventricle-volume', '45', '--seed', '11', '--quiet', '--backend', 'native'])).code, 0);
@@ -183,7 +173,7 @@ test('the Node API yields the same samples the CLI writes, as an async iterator'
   t.deepEqual(seen, [0, 1]);
 });
 
-test('a run killed midway resumes to exactly count samples, identical to an uninterrupted run', async (t) => {
+test.serial('a run killed midway resumes to exactly count samples, identical to an uninterrupted run', async (t) => {
   const gen = await tinyGenerator();
   const args = (out: string) => ['generate', gen, '--out', out, '--count', '12', '--ventricle-volume', '60', '--seed', '5', '--steps', '12', '--quiet', '--backend', 'native', '--threads', '1'];
   const whole = join(work, 'kill-whole');
@@ -206,14 +196,14 @@ test('a run killed midway resumes to exactly count samples, identical to an unin
   const own = join(killed, 'manifest.jsonl');
   appendFileSync(own, '{"index": 11, "seed"');
   const r = await cli(args(killed));
-  t.is(r.code, 0, r.err.join('\n'));
+  t.is(r.code, 0, r.err);
   const records = manifest(killed);
   t.deepEqual(records.map((x) => x.index).sort((a, b) => a - b), [...Array(12).keys()]);
   t.deepEqual(niftiHashes(killed), niftiHashes(whole));
   t.deepEqual(readdirSync(killed).filter((f) => f.includes('.tmp-')), [], 'no temporary files left');
 });
 
-test('shards fill one folder: every index exactly once, same bytes as one machine', async (t) => {
+test.serial('shards fill one folder: every index exactly once, same bytes as one machine', async (t) => {
   const gen = await tinyGenerator();
   const one = join(work, 'shard-one');
   const many = join(work, 'shard-many');
@@ -226,7 +216,7 @@ test('shards fill one folder: every index exactly once, same bytes as one machin
   t.deepEqual(niftiHashes(many), niftiHashes(one));
 });
 
-test('bad input: one clear message, non-zero exit, nothing written', async (t) => {
+test.serial('bad input: one clear message, non-zero exit, nothing written', async (t) => {
   const gen = await tinyGenerator();
   const fresh = () => join(work, `bad-${Math.random().toString(36).slice(2)}`);
   const cases: Array<{ args: (out: string) => string[]; code: number; message: RegExp }> = [
@@ -242,9 +232,9 @@ test('bad input: one clear message, non-zero exit, nothing written', async (t) =
   for (const c of cases) {
     const out = fresh();
     const r = await cli(c.args(out));
-    t.is(r.code, c.code, `${c.args(out).slice(3).join(' ')}: ${r.err.join('\n')}`);
-    t.is(r.err.length, 1, 'one message');
-    t.regex(r.err.join('\n'), c.message);
+    t.is(r.code, c.code, `${c.args(out).slice(3).join(' ')}: ${r.err}`);
+    t.is(r.err.match(/^brain-ldm /gm)?.length, 1, 'one message');
+    t.regex(r.err, c.message);
     t.false(existsSync(out), 'no output folder');
   }
 
@@ -253,7 +243,7 @@ test('bad input: one clear message, non-zero exit, nothing written', async (t) =
   writeFileSync(file, 'x');
   const r = await cli(['generate', gen, '--out', join(file, 'out'), '--ventricle-volume', '40', '--quiet']);
   t.is(r.code, 1);
-  t.regex(r.err.join('\n'), /cannot create the output folder .*a-file\/out/);
+  t.regex(r.err, /cannot create the output folder .*a-file\/out/);
 
   // A generator missing a file fails while loading, before anything is written.
   const broken = join(work, 'broken-generator');
@@ -264,7 +254,7 @@ test('bad input: one clear message, non-zero exit, nothing written', async (t) =
   const out1 = fresh();
   const r1 = await cli(['generate', broken, '--out', out1, '--ventricle-volume', '40', '--quiet']);
   t.is(r1.code, 1);
-  t.regex(r1.err.join('\n'), /mask\.unet 'mask-unet'.*weights file weights\.safetensors is missing/);
+  t.regex(r1.err, /mask\.unet 'mask-unet'.*weights file weights\.safetensors is missing/);
   t.false(existsSync(out1));
 
   // Guidance needs an unconditional path; a generator without one takes guidance 1 only.
@@ -277,7 +267,7 @@ test('bad input: one clear message, non-zero exit, nothing written', async (t) =
   const out2 = fresh();
   const r2 = await cli(['generate', noNull, '--out', out2, '--ventricle-volume', '40', '--guidance', '3', '--quiet']);
   t.is(r2.code, 1);
-  t.regex(r2.err.join('\n'), /guidance.*no unconditional path/);
+  t.regex(r2.err, /guidance.*no unconditional path/);
   t.false(existsSync(out2));
   t.is((await cli(['generate', noNull, '--out', out2, '--ventricle-volume', '40', '--quiet'])).code, 0, 'guidance 1 runs');
 });
