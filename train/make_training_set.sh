@@ -7,9 +7,10 @@
 #   1. prepare-labels: every subject -> SynthSeg labels on the training grid (OUT/prepared)
 #   2. split: H subjects held out, drawn with seed S stratified by ventricle/ICV ratio (train/ldm/split.py;
 #      OUT/split.json says which and how)
-#   3. augment-labels: N copies of each training subject with the ventricles enlarged by a factor drawn in 1..3
-#      (normal to hydrocephalic), optionally mirrored; at the training grid (default, fast) or at the native
-#      1 mm grid before preparing (--augment-at native: more faithful, much slower)
+#   3. augment-labels: N copies (default 30) of each training subject with the ventricles enlarged by a factor
+#      drawn in 1..3 (normal to hydrocephalic), randomly deformed and mirrored; by default at 1 mm before
+#      preparing (--augment-at native: the enlargement moves 1 mm boundaries, ~5 s a copy), or on the prepared
+#      training grid (--augment-at reduced: ~0.9 s a copy, coarser)
 #   4. synthseg-images: K synthetic T1 images per training label map, 1 per held-out map
 #
 # Result: OUT/labels (training maps: prepared subjects + augmented copies), OUT/images, OUT/heldout/{labels,images},
@@ -24,7 +25,8 @@ die() { echo "make_training_set.sh: $*" >&2; exit 2; }
 [ $# -ge 1 ] || { usage >&2; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; -*) die "the first argument must be the output directory, got '$1'" ;; esac
 OUT="$1"; shift
-COUNT=30; IMAGES=1; SEED=42; HELD_OUT=4; AUGMENT_AT=reduced; GRID=reduced; FLIP=0.5; SUBJECTS=0
+COUNT=30; IMAGES=1; SEED=42; HELD_OUT=4; AUGMENT_AT=native; GRID=reduced; FLIP=0.5; SUBJECTS=0
+NATIVE_GRID=160x224x160@1,1,1
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || die "option $1 needs a value"
   case "$1" in
@@ -86,9 +88,12 @@ if [ "$COUNT" -gt 0 ]; then
     PREPARED=(); for s in "${TRAIN[@]}"; do PREPARED+=("$OUT/prepared/$s.nii.gz"); done
     timed augment augment "$OUT/augmented" "${PREPARED[@]}"
   else
+    # augment-labels takes SynthSeg maps: map and crop at 1 mm first (the thesis' 160x224x160 mm field of view).
     NATIVE=(); for s in "${TRAIN[@]}"; do NATIVE+=("$MAPS/$s.nii.gz"); done
-    timed augment-native augment "$OUT/augmented-native" "${NATIVE[@]}"
-    timed prepare-augmented "${BL[@]}" prepare-labels "$OUT"/augmented-native/*_aug*.nii.gz --out "$OUT/augmented" --grid "$GRID"
+    timed prepare-1mm "${BL[@]}" prepare-labels "${NATIVE[@]}" --out "$OUT/native" --grid "$NATIVE_GRID"
+    MAPPED=(); for s in "${TRAIN[@]}"; do MAPPED+=("$OUT/native/$s.nii.gz"); done
+    timed augment-1mm augment "$OUT/augmented-1mm" "${MAPPED[@]}"
+    timed prepare-augmented "${BL[@]}" prepare-labels "$OUT"/augmented-1mm/*_aug*.nii.gz --out "$OUT/augmented" --grid "$GRID"
   fi
   cp "$OUT"/augmented/*_aug*.nii.gz "$OUT/labels/"
 fi
