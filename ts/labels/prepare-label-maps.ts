@@ -45,6 +45,13 @@ export const THESIS_GRID: Readonly<{ orientation: string; shape: Triple; spacing
   spacingMm: [1.667, 1.75, 1.667] as Triple,
 });
 
+/** The thesis grid halved, for quick experiments: IPL, 48 x 64 x 48 at 3.334 x 3.5 x 3.334 mm (same field of view). */
+export const REDUCED_GRID: Readonly<{ orientation: string; shape: Triple; spacingMm: Triple }> = Object.freeze({
+  orientation: 'IPL',
+  shape: [48, 64, 48] as Triple,
+  spacingMm: [3.334, 3.5, 3.334] as Triple,
+});
+
 export interface PrepareReport {
   input: { path: string; shape: number[]; spacingMm: number[]; orientation: string; datatype: string; distinctLabels: number };
   mapping: {
