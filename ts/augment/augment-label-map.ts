@@ -4,7 +4,7 @@
  * of input `name` depends only on (seed, name, k): every random number comes from
  * seededRandom(seed, 'augment-labels', name, k), so reruns and partial reruns give the same bytes.
  */
-import { checkVolume, intracranialVolumeMl, ventricleVolumeMl, type Volume } from '../labels/label-volume.js';
+import { checkVolume, intracranialVolumeMl, labelCounts, ventricleVolumeMl, type Volume } from '../labels/label-volume.js';
 import { SYNTHSEG_LABELS } from '../labels/synthseg-labels.js';
 import { seededRandom } from '../random/seeded-random.js';
 import { applySpatialAugmentation, drawSpatialAugmentation, type SpatialAugmentationOptions } from './spatial-augmentation.js';
@@ -50,7 +50,7 @@ export function ventricleFactorRange(value: number | readonly [number, number] |
 /** Throws unless every voxel holds one of the 33 SynthSeg labels. */
 export function checkSynthSegLabels(volume: Volume, source: string): void {
   checkVolume(volume, source);
-  const counts = [...new Set(volume.data)].filter((v) => !SYNTHSEG_LABELS.includes(v as number));
+  const counts = [...labelCounts(volume).keys()].filter((v) => !SYNTHSEG_LABELS.includes(v));
   if (counts.length > 0)
     throw new RangeError(`${source}: values ${counts.slice(0, 8).join(', ')}${counts.length > 8 ? ', ...' : ''} are not SynthSeg labels (expected ${SYNTHSEG_LABELS.join(', ')}); prepare the map first (brain-ldm prepare-labels)`);
 }
