@@ -5,6 +5,7 @@ import { importCommand } from './cli/import-command.js';
 import { runNetworkCommand } from './cli/run-network-command.js';
 import { generateCommand } from './cli/generate-command.js';
 import { calibrateCommand } from './cli/calibrate-command.js';
+import { evaluateCommand } from './cli/evaluate-command.js';
 import { synthsegImagesCommand } from './cli/synthseg-images-command.js';
 import { prepareLabelsCommand } from './cli/prepare-labels-command.js';
 import { augmentLabelsCommand } from './cli/augment-labels-command.js';
@@ -19,6 +20,7 @@ commands:
   run-network   run a bundle's network on inputs from a safetensors file (brain-ldm run-network --help)
   generate      labeled pairs (image + label map) with the ventricle volume asked for (brain-ldm generate --help)
   calibrate     measure and store the map from requested mL to the model's condition (brain-ldm calibrate --help)
+  evaluate      quality report of a generated folder: anatomy, contrast, volume adherence (brain-ldm evaluate --help)
   synthseg-images  SynthSeg-style images for label maps (brain-ldm synthseg-images --help)
   prepare-labels   aseg-style label maps -> SynthSeg labels on the training grid (brain-ldm prepare-labels --help)
   augment-labels   augmented label maps: enlarged ventricles, affine + elastic, flip (brain-ldm augment-labels --help)
@@ -38,6 +40,7 @@ export async function main(argv: string[], print: (line: string) => void = conso
     if (first === 'run-network') return await runNetworkCommand(rest, print);
     if (first === 'generate') return await generateCommand(rest, print);
     if (first === 'calibrate') return await calibrateCommand(rest, print);
+    if (first === 'evaluate') return await evaluateCommand(rest, print);
     if (first === 'synthseg-images') return await synthsegImagesCommand(rest, print);
     if (first === 'prepare-labels') return await prepareLabelsCommand(rest, print);
     if (first === 'augment-labels') return await augmentLabelsCommand(rest, print);

@@ -114,15 +114,19 @@ function manifestName(shard?: { index: number; count: number }): string {
   return shard && shard.count > 1 ? `manifest.shard-${shard.index}-of-${shard.count}.jsonl` : 'manifest.jsonl';
 }
 
-/** Finished indices recorded in every manifest of the folder; a torn last line of this shard's manifest is cut off. */
-async function readFinished(out: string, ownManifest: string): Promise<Map<number, ManifestRecord>> {
+/**
+ * The records of every manifest in an output folder (all shards), by sample index. A last line without its newline
+ * (a kill during the append) is not a record; with `repairManifest` naming this process's manifest, it is cut off
+ * so the next append starts on a clean line.
+ */
+export async function readManifestRecords(out: string, repairManifest?: string): Promise<Map<number, ManifestRecord>> {
   const finished = new Map<number, ManifestRecord>();
-  const names = (await readdir(out)).filter((f) => /^manifest(\.shard-\d+-of-\d+)?\.jsonl$/.test(f));
+  const names = (await readdir(out)).filter((f) => /^manifest(\.shard-\d+-of-\d+)?\.jsonl$/.test(f)).sort();
   for (const name of names) {
     const path = join(out, name);
     const text = await readFile(path, 'utf8');
     const end = text.lastIndexOf('\n') + 1;
-    if (end < text.length && name === ownManifest) await truncate(path, Buffer.byteLength(text.slice(0, end), 'utf8'));
+    if (end < text.length && name === repairManifest) await truncate(path, Buffer.byteLength(text.slice(0, end), 'utf8'));
     for (const line of text.slice(0, end).split('\n')) {
       if (!line.trim()) continue;
       try {
@@ -252,7 +256,7 @@ export async function* generateDataset(options: GenerateDatasetOptions): AsyncGe
         count: options.count, seed: options.seed, volume: volumeRequestJson(options.volume), guidanceScale, solver, steps,
         calibration: cal ? cal.points : null, nnunet: options.nnunet ?? null, png: options.png ?? false,
       });
-      finished = await readFinished(out, ownManifest);
+      finished = await readManifestRecords(out, ownManifest);
       if (options.png) await mkdir(join(out, 'png'), { recursive: true });
       if (options.nnunet) {
         nnunet = await NnunetDatasetWriter.open(out, options.nnunet.dataset, options.nnunet.task, {
