@@ -26,7 +26,15 @@ export type { Scheduler, SchedulerConfigInput } from './schedulers/index.js';
 export { readNifti, writeNifti } from './io/nifti.js';
 export { SYNTHSEG_LABELS, VENTRICLE_LABELS, mapToSynthSeg } from './labels/synthseg-labels.js';
 export { readLabelVolume, reorient, resampleNearest, cropAroundBrain, ventricleVolumeMl, intracranialVolumeMl } from './labels/label-volume.js';
-export { prepareLabelMap, THESIS_GRID } from './labels/prepare-label-maps.js';
+export { prepareLabelMap, THESIS_GRID, REDUCED_GRID } from './labels/prepare-label-maps.js';
+
+// Label-map augmentation: ventricle enlargement, SynthSeg-style spatial augmentation, augmented copies
+export { enlargeVentricles, createVentricleEnlarger } from './augment/ventricle-enlargement.js';
+export type { VentricleEnlargementResult, VentricleEnlargementOptions, VentricleEnlarger } from './augment/ventricle-enlargement.js';
+export { drawSpatialAugmentation, applySpatialAugmentation, flipLeftRight } from './augment/spatial-augmentation.js';
+export type { SpatialAugmentationOptions, SpatialAugmentationParameters } from './augment/spatial-augmentation.js';
+export { augmentLabelMap } from './augment/augment-label-map.js';
+export type { LabelAugmentationOptions, LabelAugmentationRecord } from './augment/augment-label-map.js';
 
 // Sampling: counter-based noise (Philox in the core, identical on every backend) and the guided loop
 export { gaussianNoise } from './random/noise.js';

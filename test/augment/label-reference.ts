@@ -55,3 +55,10 @@ export function referenceJacobian(u: DisplacementField, scratchPath: string): { 
 export function bigComponents(sizes: number[] | undefined, minVoxels: number): number {
   return (sizes ?? []).filter((s) => s >= minVoxels).length;
 }
+
+export interface NiftiHeaderInfo { dtype: string; shape: number[]; sform: number[][]; qform: number[][]; sformCode: number; qformCode: number; sha: string }
+
+/** What nibabel reads from a NIfTI file; `sha` is sha256 of the voxels in file order (first index fastest). */
+export function niftiInfo(path: string): NiftiHeaderInfo {
+  return run(['header', path]) as NiftiHeaderInfo;
+}

@@ -2,11 +2,14 @@
 
 usage: label_reference.py components A.nii.gz [B.nii.gz ...]
     per file: {"labels": {label: voxels}, "components": {label: [sizes, largest first]}} (6-connected, non-zero labels)
+usage: label_reference.py header A.nii.gz
+    {"dtype", "shape", "sform", "qform", "sformCode", "qformCode", "sha": sha256 of the voxel bytes} as nibabel reads them
 usage: label_reference.py jacobian FIELD.f32 NX NY NZ
     FIELD.f32 holds the x, y, z planes (float32, first index fastest) of a displacement field in voxels; prints
     {"min": ..., "max": ..., "nonPositive": count} of det(I + grad u) with numpy.gradient (central differences).
 Prints one JSON object per call on stdout.
 """
+import hashlib
 import json
 import sys
 
@@ -60,6 +63,15 @@ def main():
             values, voxels = np.unique(data, return_counts=True)
             out.append({"labels": {int(v): int(c) for v, c in zip(values, voxels)}, "components": components(data)})
         print(json.dumps(out))
+    elif sys.argv[1] == "header":
+        img = nib.load(sys.argv[2])
+        data = np.asarray(img.dataobj)
+        print(json.dumps({
+            "dtype": str(data.dtype), "shape": list(data.shape),
+            "sform": img.get_sform().tolist(), "qform": img.get_qform().tolist(),
+            "sformCode": int(img.header["sform_code"]), "qformCode": int(img.header["qform_code"]),
+            "sha": hashlib.sha256(np.ascontiguousarray(data.transpose(2, 1, 0)).tobytes()).hexdigest(),
+        }))
     elif sys.argv[1] == "jacobian":
         nx, ny, nz = (int(v) for v in sys.argv[3:6])
         planes = np.fromfile(sys.argv[2], dtype="<f4").reshape(3, nz, ny, nx)
