@@ -9,8 +9,6 @@ import { evaluateCommand } from './cli/evaluate-command.js';
 import { synthsegImagesCommand } from './cli/synthseg-images-command.js';
 import { prepareLabelsCommand } from './cli/prepare-labels-command.js';
 import { augmentLabelsCommand } from './cli/augment-labels-command.js';
-import { prepareLabelsCommand } from './cli/prepare-labels-command.js';
-import { augmentLabelsCommand } from './cli/augment-labels-command.js';
 import { validateNetworkWeights } from './nets/network.js';
 import type { BackendRequest } from './backend/types.js';
 
@@ -24,8 +22,6 @@ commands:
   calibrate     measure and store the map from requested mL to the model's condition (brain-ldm calibrate --help)
   evaluate      quality report of a generated folder: anatomy, contrast, volume adherence (brain-ldm evaluate --help)
   synthseg-images  SynthSeg-style images for label maps (brain-ldm synthseg-images --help)
-  prepare-labels   aseg-style label maps -> SynthSeg labels on the training grid (brain-ldm prepare-labels --help)
-  augment-labels   augmented label maps: enlarged ventricles, affine + elastic, flip (brain-ldm augment-labels --help)
   prepare-labels   aseg-style label maps -> SynthSeg labels on the training grid (brain-ldm prepare-labels --help)
   augment-labels   augmented label maps: enlarged ventricles, affine + elastic, flip (brain-ldm augment-labels --help)
 
@@ -46,8 +42,6 @@ export async function main(argv: string[], print: (line: string) => void = conso
     if (first === 'calibrate') return await calibrateCommand(rest, print);
     if (first === 'evaluate') return await evaluateCommand(rest, print);
     if (first === 'synthseg-images') return await synthsegImagesCommand(rest, print);
-    if (first === 'prepare-labels') return await prepareLabelsCommand(rest, print);
-    if (first === 'augment-labels') return await augmentLabelsCommand(rest, print);
     if (first === 'prepare-labels') return await prepareLabelsCommand(rest, print);
     if (first === 'augment-labels') return await augmentLabelsCommand(rest, print);
   } catch (e) {
