@@ -64,14 +64,14 @@ def read_run(run: Path) -> tuple[dict, dict]:
     cfg = check_config(json.loads(cfg_path.read_text()), str(cfg_path))
     done = {}
     for stage in STAGES:
-        files = StageFiles(run, stage)
-        if not files.is_done():
-            raise ExportError(f"--run {run}: stage {stage} has not finished ({files.done} is missing); "
+        path = run / stage / StageFiles.DONE
+        if not path.exists():
+            raise ExportError(f"--run {run}: stage {stage} has not finished ({path} is missing); "
                               f"run train.py --stage {stage} first")
-        done[stage] = files.read_done()
+        done[stage] = json.loads(path.read_text())
     for stage in ("mask-ae", "spade-ae"):
         if not (isinstance(done[stage].get("scaleFactor"), float) and done[stage]["scaleFactor"] > 0):
-            raise ExportError(f"{StageFiles(run, stage).done}: field 'scaleFactor' must be a positive number, got "
+            raise ExportError(f"{run / stage / StageFiles.DONE}: field 'scaleFactor' must be a positive number, got "
                               f"{done[stage].get('scaleFactor')!r}")
     return cfg, done
 

@@ -67,17 +67,18 @@ def main(argv: list[str]) -> int:
             raise ConfigError(f"--max-steps must be a positive integer, got {args.max_steps}")
         if cfg["device"] == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"{args.config}: field 'device' is \"cuda\" but torch sees no CUDA device")
-        args.out.mkdir(parents=True, exist_ok=True)
-        pin_config(args.out, cfg, args.config)
-        keep_data_notice(args.data, args.out)
         stages = STAGES if args.stage == "all" else (args.stage,)
-        todo = [s for s in stages if not StageFiles(args.out, s).is_done()]
+        todo = [s for s in stages if not (args.out / s / StageFiles.DONE).exists()]
         for s in stages:
             if s not in todo:
                 print(f"train.py: {s} already finished in {args.out}; skipped", flush=True)
         if not todo:
             return 0
+        # The data is checked before the run directory is touched, so a bad --data leaves nothing behind.
         data = load_data(args.data, cfg, need_images=any(s.startswith("spade") for s in todo))
+        args.out.mkdir(parents=True, exist_ok=True)
+        pin_config(args.out, cfg, args.config)
+        keep_data_notice(args.data, args.out)
     except (ConfigError, DataError) as e:
         print(f"train.py: {e}", file=sys.stderr)
         return 2

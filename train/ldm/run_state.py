@@ -29,12 +29,14 @@ class RunLog:
 class StageFiles:
     """<run>/<stage>/: checkpoint.pt while training, model.pth + done.json once finished."""
 
+    DONE = "done.json"
+
     def __init__(self, run_dir: Path, stage: str) -> None:
         self.dir = run_dir / stage
         self.dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint = self.dir / "checkpoint.pt"
         self.model = self.dir / "model.pth"
-        self.done = self.dir / "done.json"
+        self.done = self.dir / self.DONE
         self.latents = self.dir / "latents.pt"
 
     def is_done(self) -> bool:
