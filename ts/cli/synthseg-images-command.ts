@@ -5,10 +5,9 @@
  * each image, keeping lines of earlier runs for other outputs.
  */
 import { mkdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeFileAtomically } from '../io/atomic-write.js';
+import { JsonlManifest } from '../augment/jsonl-manifest.js';
 import { readNifti } from '../io/nifti.js';
 import { labelVolumeFromNifti, writeVolume, type LabelVolume } from '../labels/label-volume.js';
 import { synthesizeImage, type SynthesisParameters } from '../synth/synthesize-image.js';
@@ -112,30 +111,6 @@ function parseSynthsegImagesArgs(argv: string[]): SynthsegImagesArgs | 'help' {
   };
 }
 
-/** Manifest lines of earlier runs, by output path (insertion order kept). */
-async function readManifest(path: string): Promise<Map<string, string>> {
-  const lines = new Map<string, string>();
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return lines;
-    throw e;
-  }
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let record: { output?: unknown };
-    try {
-      record = JSON.parse(line);
-    } catch {
-      throw new Error(`${path}: line ${i + 1} is not JSON; move the file away or fix it`);
-    }
-    if (typeof record?.output !== 'string') throw new Error(`${path}: line ${i + 1} has no string field 'output'`);
-    lines.set(record.output, line);
-  });
-  return lines;
-}
-
 async function readLabels(path: string): Promise<{ labels: LabelVolume; qformCode: number; sformCode: number }> {
   const image = await readNifti(path);
   const valid = (c: number) => (c >= 1 && c <= 4 ? c : 2);
@@ -170,8 +145,7 @@ export async function synthsegImagesCommand(argv: string[], print: (line: string
     return 0;
   }
   mkdirSync(args.out, { recursive: true });
-  const manifestPath = join(args.out, SYNTH_MANIFEST);
-  const manifest = await readManifest(manifestPath);
+  const manifest = await JsonlManifest.open(join(args.out, SYNTH_MANIFEST), 'output');
   const width = Math.max(3, String(args.count - 1).length);
   for (const input of args.inputs) {
     const stem = labelBasename(input);
@@ -182,9 +156,7 @@ export async function synthsegImagesCommand(argv: string[], print: (line: string
       const output = join(args.out, `${stem}_img${String(k).padStart(width, '0')}.nii.gz`);
       await writeVolume(output, image, { qformCode, sformCode, descrip: `brain-ldm synthseg-images ${args.contrast} seed ${args.seed} #${k}` });
       const record: SynthManifestRecord = { labels: input, output, seed: args.seed, index: k, contrast: args.contrast, parameters };
-      const line = JSON.stringify(record);
-      manifest.set(output, line);
-      await writeFileAtomically(manifestPath, [Buffer.from([...manifest.values()].join('\n') + '\n')]);
+      const line = await manifest.put({ ...record });
       print(args.json ? line : summary(record, performance.now() - t0));
     }
   }
