@@ -38,7 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def load_data(data_dir: Path, cfg: dict, need_images: bool) -> TrainingData:
-    read_split(data_dir)
+    read_split(data_dir)  # refuses a folder make_training_set.sh did not write
     labels = load_labels(data_dir / "labels", cfg)
     held_dir = data_dir / "heldout"
     heldout_labels = load_labels(held_dir / "labels", cfg) if (held_dir / "labels").is_dir() else None
@@ -84,7 +84,9 @@ def main(argv: list[str]) -> int:
         return 2
     torch.set_num_threads(args.threads or int(cfg["threads"]))
     ctx = RunContext(args.out, cfg, torch.device(cfg["device"]), RunLog(args.out), args.max_steps)
-    ctx.log.write("run", stages=todo, data=str(args.data), config=str(args.config), threads=torch.get_num_threads(),
+    ctx.log.write("run", stages=todo, data=str(args.data), held_out=read_split(args.data).get("heldOut"),
+                  training_maps=len(data.labels.names), training_pairs=len(data.pairs.names) if data.pairs else None,
+                  config=str(args.config), threads=torch.get_num_threads(),
                   max_steps=args.max_steps, torch=torch.__version__)
     for s in todo:
         TRAINERS[s](ctx, data)
