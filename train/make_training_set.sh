@@ -2,7 +2,7 @@
 # Build the training set for train/train.py from the 20 SynthSeg label maps, with brain-ldm's own CLIs:
 #
 #   bash train/make_training_set.sh OUT [--count N] [--images K] [--seed S] [--held-out H]
-#                                       [--augment-at reduced|native] [--grid reduced] [--flip-prob P] [--subjects N]
+#                                       [--augment-at reduced|native] [--grid reduced] [--flip-prob P] [--scaling B] [--rotation DEG] [--subjects N]
 #
 #   1. prepare-labels: every subject -> SynthSeg labels on the training grid (OUT/prepared)
 #   2. split: H subjects held out, drawn with seed S stratified by ventricle/ICV ratio (train/ldm/split.py;
@@ -26,6 +26,9 @@ die() { echo "make_training_set.sh: $*" >&2; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; -*) die "the first argument must be the output directory, got '$1'" ;; esac
 OUT="$1"; shift
 COUNT=30; IMAGES=1; SEED=42; HELD_OUT=4; AUGMENT_AT=native; GRID=reduced; FLIP=0.5; SUBJECTS=0
+# Milder than SynthSeg's affine (scaling 0.2, rotation 15 degrees): a generator should learn aligned heads of
+# realistic size; SynthSeg's wide ranges serve segmenters, and +-20% per axis changes the ICV by up to +-50%.
+SCALING=0.05; ROTATION=5
 NATIVE_GRID=160x224x160@1,1,1
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || die "option $1 needs a value"
@@ -37,6 +40,8 @@ while [ $# -gt 0 ]; do
     --augment-at) AUGMENT_AT="$2" ;;
     --grid) GRID="$2" ;;
     --flip-prob) FLIP="$2" ;;
+    --scaling) SCALING="$2" ;;
+    --rotation) ROTATION="$2" ;;
     --subjects) SUBJECTS="$2" ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -70,7 +75,7 @@ timed() {  # timed <step name> <command...>
 }
 augment() {  # augment <out-dir> <inputs...>
   local dir="$1"; shift
-  "${BL[@]}" augment-labels "$@" --out "$dir" --count "$COUNT" --seed "$SEED" --ventricle-factor 1:3 --flip-prob "$FLIP"
+  "${BL[@]}" augment-labels "$@" --out "$dir" --count "$COUNT" --seed "$SEED" --ventricle-factor 1:3 --flip-prob "$FLIP" --scaling "$SCALING" --rotation "$ROTATION"
 }
 
 timed prepare "${BL[@]}" prepare-labels "${INPUTS[@]}" --out "$OUT/prepared" --grid "$GRID"

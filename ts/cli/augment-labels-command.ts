@@ -30,6 +30,8 @@ options:
   --start <k>                 first copy index (default 0), to redo or extend part of a set
   --ventricle-factor <f>      ventricle volume factor in 1..3, or lo:hi drawn uniformly per copy (default 1: none)
   --no-affine                 no affine part
+  --scaling <b>               scaling drawn from U(1 - b, 1 + b) per axis (default 0.2, SynthSeg's)
+  --rotation <deg>            rotation drawn from U(-deg, deg) per axis (default 15, SynthSeg's)
   --no-elastic                no elastic part
   --flip-prob <p>             probability of the left/right flip (default 0.5)
   --json                      print each manifest line instead of a summary
@@ -44,6 +46,8 @@ const OPTIONS = {
   start: { type: 'string' },
   'ventricle-factor': { type: 'string' },
   'no-affine': { type: 'boolean' },
+  scaling: { type: 'string' },
+  rotation: { type: 'string' },
   'no-elastic': { type: 'boolean' },
   'flip-prob': { type: 'string' },
   json: { type: 'boolean' },
@@ -58,6 +62,8 @@ interface AugmentLabelsArgs {
   start: number;
   ventricleFactor: [number, number];
   affine: boolean;
+  scalingBounds: number;
+  rotationBoundsDeg: number;
   elastic: boolean;
   flipProbability: number;
   json: boolean;
@@ -94,6 +100,11 @@ function parseAugmentLabelsArgs(argv: string[]): AugmentLabelsArgs | 'help' {
   const flip = values['flip-prob'];
   const flipProbability = flip === undefined ? 0.5 : DECIMAL.test(flip) ? Number(flip) : Number.NaN;
   if (!(flipProbability >= 0 && flipProbability <= 1)) throw new UsageError(`--flip-prob must be a probability in [0, 1], got '${flip}'`);
+  const bound = (name: string, text: string | undefined, fallback: number, max: number) => {
+    const v = text === undefined ? fallback : DECIMAL.test(text) ? Number(text) : Number.NaN;
+    if (!(v >= 0 && v < max)) throw new UsageError(`--${name} must be a number in [0, ${max}), got '${text}'`);
+    return v;
+  };
   return {
     inputs,
     out,
@@ -102,6 +113,8 @@ function parseAugmentLabelsArgs(argv: string[]): AugmentLabelsArgs | 'help' {
     start: values.start === undefined ? 0 : parseInteger('start', values.start, 0),
     ventricleFactor: parseVentricleFactor(values['ventricle-factor'] ?? '1'),
     affine: !values['no-affine'],
+    scalingBounds: bound('scaling', values.scaling, 0.2, 1),
+    rotationBoundsDeg: bound('rotation', values.rotation, 15, 180),
     elastic: !values['no-elastic'],
     flipProbability,
     json: values.json ?? false,
@@ -128,7 +141,7 @@ export async function augmentLabelsCommand(argv: string[], print: (line: string)
     const width = Math.max(3, String(args.start + args.count - 1).length);
     const options = {
       ventricleFactor: args.ventricleFactor,
-      spatial: { affine: args.affine, elastic: args.elastic, flipProbability: args.flipProbability },
+      spatial: { affine: args.affine, scalingBounds: args.scalingBounds, rotationBoundsDeg: args.rotationBoundsDeg, elastic: args.elastic, flipProbability: args.flipProbability },
     };
     for (const input of args.inputs) {
       const name = labelBasename(input);
