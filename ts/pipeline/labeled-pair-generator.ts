@@ -103,10 +103,7 @@ export class LabeledPairGenerator {
   private constructor(
     readonly backend: Backend,
     readonly generator: Generator,
-    private readonly maskDecoder: NetworkHandle,
-    private readonly maskUnet: NetworkHandle,
-    private readonly imageDecoder: NetworkHandle,
-    private readonly imageUnet: NetworkHandle,
+    private readonly nets: Record<'maskAutoencoder' | 'maskUnet' | 'imageAutoencoder' | 'imageUnet', NetworkHandle>,
   ) {}
 
   /** Builds the four networks on `backend` (the caller keeps owning the backend). */
@@ -118,8 +115,10 @@ export class LabeledPairGenerator {
       return n;
     };
     try {
-      return new LabeledPairGenerator(backend, generator, await build(generator.maskAutoencoder), await build(generator.maskUnet),
-        await build(generator.imageAutoencoder), await build(generator.imageUnet));
+      return new LabeledPairGenerator(backend, generator, {
+        maskAutoencoder: await build(generator.maskAutoencoder), maskUnet: await build(generator.maskUnet),
+        imageAutoencoder: await build(generator.imageAutoencoder), imageUnet: await build(generator.imageUnet),
+      });
     } catch (e) {
       await Promise.all(built.map((n) => n.dispose()));
       throw e;
@@ -145,7 +144,7 @@ export class LabeledPairGenerator {
     const u = seededRandom(req.seed, 'null-context', req.sampleIndex).next();
     const k = config.conditioning;
     const latent = await sampleLatent({
-      network: this.maskUnet,
+      network: this.nets.maskUnet,
       scheduler: this.scheduler(maskUnet, req.solver),
       steps: req.steps,
       initialNoise,
@@ -158,7 +157,21 @@ export class LabeledPairGenerator {
       onStep: req.onStep ? (s) => req.onStep!({ stage: 'mask', stepIndex: s.stepIndex, totalSteps: s.totalSteps }) : undefined,
     });
     const z = unscale(latent.data, maskAutoencoder.config.scaleFactor!);
-    const { out } = await this.maskDecoder.run('decode', { z: { shape, data: z } });
+    const { out } = await this.nets.maskAutoencoder.run('decode', { z: { shape, data: z } });
+    return argmaxLabels(out.data, config.labels, this.voxels);
+  }
+
+  /**
+   * The mask autoencoder's reconstruction of a label map (tensor order, the generator's grid): encode to z_mu,
+   * decode, argmax. Its overlap with the input is the autoencoder's Dice (how much anatomy the latent space keeps).
+   */
+  async reconstructLabels(labels: Uint8Array): Promise<Uint8Array> {
+    const { config } = this.generator;
+    if (!(labels instanceof Uint8Array) || labels.length !== this.voxels)
+      throw new RangeError(`reconstructLabels: 'labels' must be a Uint8Array of ${this.voxels} voxels (grid ${config.grid.shape.join('x')})`);
+    const x: NetworkTensor = { shape: [1, 1, ...config.grid.shape], data: Float32Array.from(labels) };
+    const { z_mu } = await this.nets.maskAutoencoder.run('encode', { x });
+    const { out } = await this.nets.maskAutoencoder.run('decode', { z: z_mu });
     return argmaxLabels(out.data, config.labels, this.voxels);
   }
 
@@ -171,7 +184,7 @@ export class LabeledPairGenerator {
     const seg: NetworkTensor = { shape: [1, config.labels.length, ...config.grid.shape], data: oneHot(req.labels, config.labels) };
     const stream = 2 * req.sampleIndex + 1;
     const latent = await sampleLatent({
-      network: this.imageUnet,
+      network: this.nets.imageUnet,
       scheduler: this.scheduler(imageUnet, req.solver),
       steps: req.steps,
       initialNoise: await hostNoise(this.backend, shape, req.seed, stream, 0),
@@ -181,13 +194,13 @@ export class LabeledPairGenerator {
       onStep: req.onStep ? (s) => req.onStep!({ stage: 'image', stepIndex: s.stepIndex, totalSteps: s.totalSteps }) : undefined,
     });
     const z = unscale(latent.data, imageAutoencoder.config.scaleFactor!);
-    const { out } = await this.imageDecoder.run('decode', { z: { shape, data: z }, seg });
+    const { out } = await this.nets.imageAutoencoder.run('decode', { z: { shape, data: z }, seg });
     const image = new Float32Array(out.data.length);
     for (let i = 0; i < image.length; i++) image[i] = Math.min(1, Math.max(0, out.data[i]));
     return image;
   }
 
   async dispose(): Promise<void> {
-    await Promise.all([this.maskDecoder, this.maskUnet, this.imageDecoder, this.imageUnet].map((n) => n.dispose()));
+    await Promise.all(Object.values(this.nets).map((n) => n.dispose()));
   }
 }
