@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Writes a generator's MODEL_CARD.md from the training run and the numbers train/evaluate_generator.sh measured:
+
+  .venv/bin/python train/write_model_card.py --generator models/default --run RUN --data DATA --eval EVAL \
+      [--machine "2-core AMD EPYC VM"] [--commands "..."]
+
+Every number in the card comes from a file (RUN/log.jsonl, RUN/<stage>/done.json, DATA/split.json, EVAL/*.json);
+the card states the issue's quality bars next to what was measured, passed or not. Written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+# The quality bars of issue 5 (mask autoencoder, volume control, anatomy, images).
+BARS = {
+    "meanDice": 0.85, "ventricleDice": 0.9, "spearman": 0.9, "medianRelativeError": 0.15, "anatomy": 0.9,
+}
+
+
+def read_json(path: Path):
+    if not path.exists():
+        raise SystemExit(f"write_model_card: {path} is missing (run train/evaluate_generator.sh first)")
+    return json.loads(path.read_text())
+
+
+def log_records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+
+
+def yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--generator", type=Path, required=True)
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--eval", type=Path, required=True)
+    ap.add_argument("--machine", default="the project's 2-core AMD EPYC VM (AVX2, 24 GiB), shared with other jobs")
+    ap.add_argument("--config", default="train/configs/cpu-reduced.yaml")
+    args = ap.parse_args()
+
+    gen = read_json(args.generator / "generator.json")
+    config = read_json(args.run / "config.json")
+    split = read_json(args.data / "split.json")
+    dice = read_json(args.eval / "autoencoder-dice.json")
+    cal = read_json(args.eval / "calibration.json")
+    ev = read_json(args.eval / "evaluation.json")
+    timing = read_json(args.eval / "timing.json")
+    records = log_records(args.run)
+    done = {r["stage"]: r for r in records if r.get("event") == "stage-done"}
+    last_epoch = {}
+    for r in records:
+        if r.get("event") == "epoch":
+            last_epoch[r["stage"]] = r
+
+    grid = gen["grid"]
+    k = gen["conditioning"]
+    v = cal["verification"]
+    p = ev["pass"]
+    size_mb = folder_mb(args.generator)
+    total_wall = sum(d.get("wallSeconds", 0) + d.get("encodeSeconds", 0) for d in done.values())
+    lines = []
+    w = lines.append
+    w(f"# Model card: {args.generator.name}")
+    w("")
+    w("A brain-ldm generator: the two-stage recipe of Ruschke et al. (2024), a mask LDM conditioned on ventricle volume")
+    w("with classifier-free guidance and a SPADE image LDM, trained with MONAI core's network classes by `train/`,")
+    w(f"at a reduced size that trains on a CPU. Grid: {grid['orientation']} {'x'.join(map(str, grid['shape']))} at "
+      f"{' x '.join(str(s) for s in grid['spacingMm'])} mm. Bundle size: {size_mb:.1f} MB (float16 weights).")
+    w("")
+    w("## Data and licence")
+    w("Trained on label maps derived from the 20 SynthSeg training label maps (Billot et al., Medical Image Analysis 86:102789,")
+    w("2023; https://github.com/BBillot/SynthSeg; Apache-2.0, see `training-data-LICENSE-Apache-2.0.txt` and")
+    w("`training-data-SOURCE.md` beside this card). Images are SynthSeg-style renderings of those maps with SynthSeg's T1")
+    w("priors (`brain-ldm synthseg-images`), so the image model paints SynthSeg-like T1 contrast, not real scanner images.")
+    w(f"Held out (never augmented or trained on): {', '.join(split['heldOut'])}. The other {len(split['train'])} subjects were")
+    w("augmented with `brain-ldm augment-labels` (ventricles enlarged x1-3, mild affine, elastic, flips).")
+    w("")
+    w("## Conditioning")
+    w(f"Condition = (ventricle/ICV ratio - {k['ratioMin']:.5f}) / ({k['ratioMax']:.5f} - {k['ratioMin']:.5f}); ventricle labels "
+      f"{k['ventricleLabels']}. Training ventricle volumes {k['trainingVentricleMl'][0]:.1f}-{k['trainingVentricleMl'][1]:.1f} mL; "
+      f"reference ICV {k['referenceIcvMl']:.0f} mL. Null context: {k['nullContext']}; defaults: guidance "
+      f"{gen['defaults']['guidanceScale']}, {gen['defaults']['solver']} {gen['defaults']['steps']} steps.")
+    w("")
+    w("## Training")
+    w(f"Config `{args.config}` (pinned in the run as config `{config.get('name', '?')}`), seed {config.get('seed')}, "
+      f"{config.get('threads')} threads, on {args.machine}. Wall time {total_wall / 60:.0f} min in total.")
+    w("")
+    w("| stage | steps | wall (min) | last epoch loss | held-out |")
+    w("|---|---|---|---|---|")
+    for stage in ("mask-ae", "mask-unet", "spade-ae", "spade-unet"):
+        d = done.get(stage, {})
+        e = last_epoch.get(stage, {})
+        val = ", ".join(f"{key[4:]} {val:.4g}" for key, val in e.items() if key.startswith("val_"))
+        w(f"| {stage} | {d.get('steps', '-')} | {(d.get('wallSeconds', 0) + d.get('encodeSeconds', 0)) / 60:.1f} | "
+          f"{e.get('loss', float('nan')):.4g} | {val or '-'} |")
+    w("")
+    w("## Quality (measured with `bash train/evaluate_generator.sh`, i.e. brain-ldm running these bundles)")
+    w("")
+    w("| criterion | bar | measured | met |")
+    w("|---|---|---|---|")
+    s = dice["summary"]
+    w(f"| mask autoencoder, mean Dice over 33 labels (held-out maps) | >= {BARS['meanDice']} | {s['meanDice']:.3f} | {yes(s['meanDice'] >= BARS['meanDice'])} |")
+    w(f"| mask autoencoder, ventricle Dice (held-out maps) | >= {BARS['ventricleDice']} | {s['ventricleDice']:.3f} | {yes(s['ventricleDice'] >= BARS['ventricleDice'])} |")
+    n_req = len(v["rows"])
+    n_per = len(v["rows"][0]["achievedMl"]) if v["rows"] else 0
+    w(f"| volume control, Spearman achieved vs requested ({n_req} requests x {n_per}) | >= {BARS['spearman']} | {v['spearman']:.3f} | {yes(v['spearman'] >= BARS['spearman'])} |")
+    w(f"| volume control, median relative error | <= {BARS['medianRelativeError']:.0%} | {v['medianRelativeError']:.1%} | {yes(v['medianRelativeError'] <= BARS['medianRelativeError'])} |")
+    w(f"| anatomy: all 33 labels, ventricles inside, left of right ({ev['samples']} samples) | >= {BARS['anatomy']:.0%} | {p['anatomy']:.1%} | {yes(p['anatomy'] >= BARS['anatomy'])} |")
+    w(f"| images: mean intensity white matter > cortex > ventricles | all samples | {p['t1Order']:.1%} | {yes(p['t1Order'] == 1)} |")
+    w(f"| one labeled pair with the defaults | <= 60 s | {timing['seconds']:.1f} s | {yes(timing['seconds'] <= 60)} |")
+    w("")
+    w(f"Anatomy in detail: all labels {p['allLabelsPresent']:.1%}, ventricles inside the brain {p['ventriclesInsideBrain']:.1%}, "
+      f"left of right {p['leftOfRight']:.1%}. Volume control, uncalibrated samples of the anatomy run: "
+      + (f"Spearman {ev['volume']['spearman']:.3f}, median relative error {ev['volume']['medianRelativeError']:.1%}." if ev.get("volume") else "n/a."))
+    w("")
+    w("Calibration (stored in generator.json; requests in mL go through it):")
+    w("")
+    w("| mL | condition |")
+    w("|---|---|")
+    for ml, c in cal["calibration"]["points"]:
+        w(f"| {ml:.1f} | {c:.4f} |")
+    w("")
+    w("Achieved vs requested through the calibrated map:")
+    w("")
+    w("| requested mL | achieved mL (each sample) |")
+    w("|---|---|")
+    for r in v["rows"]:
+        w(f"| {r['requestedMl']:.1f} | {', '.join(f'{a:.1f}' for a in r['achievedMl'])} |")
+    w("")
+    w("## Reproduce")
+    w("```sh")
+    w("bash train/make_training_set.sh DATA --augment-at reduced")
+    w(f".venv/bin/python train/train.py --config {args.config} --stage all --data DATA --out RUN")
+    w(f".venv/bin/python train/export_generator.py --run RUN --out {args.generator} --verify")
+    w(f"bash train/evaluate_generator.sh {args.generator} DATA EVAL")
+    w(f".venv/bin/python train/write_model_card.py --generator {args.generator} --run RUN --data DATA --eval EVAL --config {args.config}")
+    w("```")
+    text = "\n".join(lines) + "\n"
+    out = args.generator / "MODEL_CARD.md"
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, out)
+    print(f"write_model_card: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
