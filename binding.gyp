@@ -10,6 +10,7 @@
       "native/core/memory_plan.cpp",
       "native/core/context.cpp",
       "native/core/ops/conv3d.cpp",
+      "native/core/ops/conv3d_winograd.cpp",
       "native/core/ops/group_norm.cpp",
       "native/core/ops/elementwise.cpp",
       "native/core/ops/activations.cpp",

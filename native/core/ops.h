@@ -9,10 +9,15 @@
 
 namespace bl {
 
+// Direct: the flat-tap micro-kernel (any kernel, stride, padding). Winograd: F(2x2x2, 3x3x3), 3x3x3
+// stride 1 only (ops/conv3d_winograd.cpp). Auto: Winograd where it applies and pays, else direct.
+enum class Conv3dAlgorithm { Auto = 0, Direct = 1, Winograd = 2 };
+
 struct Conv3dParams {
   int stride[3] = {1, 1, 1};
   int pad_before[3] = {0, 0, 0};  // per spatial dim (D, H, W)
   int pad_after[3] = {0, 0, 0};   // asymmetric: MONAI's autoencoder downsample pads (0, 1)
+  Conv3dAlgorithm algorithm = Conv3dAlgorithm::Auto;
 };
 
 // x [N, Cin, D, H, W], weight [Cout, Cin, KD, KH, KW], bias [Cout] or null -> y [N, Cout, OD, OH, OW].

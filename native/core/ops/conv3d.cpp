@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../ops.h"
+#include "conv3d_winograd.h"
 
 namespace bl {
 
@@ -135,6 +136,14 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
   }
   BL_RETURN_IF_ERROR(check_tensor(y, "conv3d", "out", 5));
   BL_RETURN_IF_ERROR(check_shape(y, "conv3d", "out", out_shape, 5));
+  if (p.algorithm == Conv3dAlgorithm::Winograd && !winograd_applies(weight, p))
+    return Status::range_error("conv3d: algorithm 'winograd' needs a 3x3x3 kernel with stride 1, got kernel " +
+                               weight.shape_string() + " and stride (" + std::to_string(p.stride[0]) + ", " +
+                               std::to_string(p.stride[1]) + ", " + std::to_string(p.stride[2]) + ")");
+  if (p.algorithm == Conv3dAlgorithm::Winograd ||
+      (p.algorithm == Conv3dAlgorithm::Auto && winograd_applies(weight, p) &&
+       winograd_pays(weight.shape[1], weight.shape[0])))
+    return conv3d_winograd(ctx, x, weight, bias, p, y);
 
   const KernelTable& k = ctx.kernels();
   const ConvGeometry g = geometry(x, weight, p);

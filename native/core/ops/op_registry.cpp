@@ -169,6 +169,10 @@ const std::vector<OpEntry>& registry() {
            BL_RETURN_IF_ERROR(a.triple("padding", 0, 0, 1 << 20, p.pad_before));
            for (int i = 0; i < 3; ++i) p.pad_after[i] = p.pad_before[i];
          }
+         const int64_t auto_algorithm = 0;
+         int algorithm = 0;  // 0 auto, 1 direct, 2 winograd (Conv3dAlgorithm)
+         BL_RETURN_IF_ERROR(a.integer("algorithm", &auto_algorithm, 0, 2, &algorithm));
+         p.algorithm = static_cast<Conv3dAlgorithm>(algorithm);
          BL_RETURN_IF_ERROR(a.finish());
          return conv3d(c, in[0], in[1], optional_input(in, 2), p, y);
        }},
