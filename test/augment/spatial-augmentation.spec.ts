@@ -16,7 +16,7 @@ import { seededRandom } from '../../ts/random/seeded-random.js';
 import { pythonGate, referenceJacobian } from './label-reference.js';
 import { IPL_3, IPL_SHAPE, RAS_2P5, RAS_SHAPE, syntheticBrain } from './synthetic-brain.js';
 
-const pyTest = pythonGate('spatial-augmentation.spec');
+const { pythonTest: pyTest } = pythonGate('spatial-augmentation.spec');
 const dir = mkdtempSync(join(tmpdir(), 'brain-ldm-spatial-'));
 const ras = syntheticBrain(RAS_SHAPE, RAS_2P5);
 const ipl = syntheticBrain(IPL_SHAPE, IPL_3);
@@ -106,12 +106,12 @@ test('affine only: each large label changes volume by 1 / det T (within 3%), det
   }
 });
 
-pyTest('elastic only: positive Jacobian everywhere (numpy agrees); large labels change volume within the Jacobian range', (t) => {
+pyTest('elastic only: positive Jacobian everywhere (numpy agrees); large labels change volume within the Jacobian range', async (t) => {
   for (let s = 0; s < 3; s++) {
     // The largest elastic strength SynthSeg draws (sigma = 4 mm) is the hardest case.
     const p = drawSpatialAugmentation(seededRandom(s, 'elastic'), ras, { affine: false, flipProbability: 0, nonlinStdMm: 4 });
     const field = spatialDeformationField(ras, p)!;
-    const ref = referenceJacobian(field, join(dir, `elastic${s}.f32`));
+    const ref = await referenceJacobian(field, join(dir, `elastic${s}.f32`));
     t.is(ref.nonPositive, 0, `stream ${s}: min det ${ref.min}`);
     const r = applySpatialAugmentation(ras, p);
     t.true(Math.abs(r.minJacobian - ref.min) < 1e-4 && Math.abs(r.maxJacobian - ref.max) < 1e-4, `ours [${r.minJacobian}, ${r.maxJacobian}] numpy [${ref.min}, ${ref.max}]`);

@@ -13,11 +13,11 @@ import { countLabels, labelCounts, writeVolume, type Volume } from '../../ts/lab
 import { prepareLabelMap, THESIS_GRID } from '../../ts/labels/prepare-label-maps.js';
 import { VENTRICLE_LABELS } from '../../ts/labels/synthseg-labels.js';
 import { sharedData } from '../helpers/shared-data.js';
-import { bigComponents, havePython, labelStats, pythonGate, referenceJacobian, type LabelStats } from './label-reference.js';
+import { bigComponents, labelStats, pythonGate, referenceJacobian, type LabelStats } from './label-reference.js';
 import { RAS_2P5, RAS_SHAPE, syntheticBrain } from './synthetic-brain.js';
 
 const { dataTest, dataPath } = sharedData('ventricle-enlargement.spec');
-const pyTest = pythonGate('ventricle-enlargement.spec');
+const { pythonTest: pyTest, havePython } = pythonGate('ventricle-enlargement.spec');
 const dir = mkdtempSync(join(tmpdir(), 'brain-ldm-ventricles-'));
 const synthetic = syntheticBrain(RAS_SHAPE, RAS_2P5);
 
@@ -72,13 +72,13 @@ test('synthetic map: 1.5x, 2x, 3x reached within 2%, outer boundary and every la
 
 pyTest('synthetic map: the sampling map has a positive Jacobian determinant everywhere (numpy reference), connectivity kept', async (t) => {
   const r = enlargeVentricles(synthetic, 3);
-  const ref = referenceJacobian(r.field, join(dir, 'field.f32'));
+  const ref = await referenceJacobian(r.field, join(dir, 'field.f32'));
   t.is(ref.nonPositive, 0);
   t.true(ref.min > 0.02, `min det ${ref.min}`);
   t.true(Math.abs(ref.min - r.minJacobian) < 1e-4, `ours ${r.minJacobian} vs numpy ${ref.min}`);
   await writeVolume(join(dir, 'syn.nii.gz'), synthetic);
   await writeVolume(join(dir, 'syn-x3.nii.gz'), r.volume);
-  const [a, b] = labelStats(join(dir, 'syn.nii.gz'), join(dir, 'syn-x3.nii.gz'));
+  const [a, b] = await labelStats(join(dir, 'syn.nii.gz'), join(dir, 'syn-x3.nii.gz'));
   checkConnectivity(t, a, b, 'synthetic x3', 0.99);
 });
 
@@ -107,11 +107,11 @@ for (const name of ['training_seg_01', 'training_seg_05']) {
       paths.push(join(dir, `${name}-x${factor}.nii.gz`));
       await writeVolume(paths[paths.length - 1], r.volume);
       if (factor === 3) {
-        const ref = referenceJacobian(r.field, join(dir, `${name}.f32`));
+        const ref = await referenceJacobian(r.field, join(dir, `${name}.f32`));
         t.is(ref.nonPositive, 0, `x3: numpy finds ${ref.nonPositive} voxels with det <= 0 (min ${ref.min})`);
       }
     }
-    const [before, ...after] = labelStats(...paths);
+    const [before, ...after] = await labelStats(...paths);
     const worst = after.map((a, i) => checkConnectivity(t, before, a, `${name} x${[1.5, 2, 3][i]}`, 0.9));
     t.log(`largest piece of labels that were one piece, worst share: ${worst.map((w) => w.toFixed(3)).join(', ')}`);
   });

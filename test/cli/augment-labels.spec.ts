@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flipLeftRight } from '../../ts/augment/spatial-augmentation.js';
 import { readLabelVolume, ventricleVolumeMl, writeVolume, intracranialVolumeMl } from '../../ts/labels/label-volume.js';
-import { havePython, niftiInfo } from '../augment/label-reference.js';
+import { niftiInfo, pythonGate } from '../augment/label-reference.js';
 import { captureCli } from '../helpers/capture-cli.js';
 import { IPL_3, IPL_SHAPE, RAS_2P5, RAS_SHAPE, syntheticBrain } from '../augment/synthetic-brain.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'brain-ldm-augment-cli-'));
+const { havePython } = pythonGate('augment-labels.spec');
 
 const run = captureCli;
 
@@ -53,7 +54,7 @@ test.serial('files and manifest lines; factors drawn in the range; volumes as me
     }
   }
   t.true(new Set(lines.map((l) => l.ventricleFactorRequested)).size === 6, 'each copy draws its own factor');
-  if (havePython) t.is(niftiInfo(lines[0].output).dtype, 'uint8');
+  if (havePython) t.is((await niftiInfo(lines[0].output)).dtype, 'uint8');
   const hashes = lines.map((l) => sha(l.output));
   // Rerun in another folder, inputs in the other order, and copy 1 alone: same bytes.
   const again = join(dir, 'again');
@@ -83,6 +84,33 @@ test.serial('everything off is the identity; the flip alone equals flipLeftRight
   t.is((await run(['augment-labels', mapA, '--out', flip, '--count', '1', '--seed', '1', '--no-affine', '--no-elastic', '--flip-prob', '1'])).code, 0);
   t.true(manifest(flip)[0].flipped);
   t.deepEqual((await readLabelVolume(join(flip, 'map-a_aug000.nii.gz'))).data, flipLeftRight({ ...input, data: input.data as Uint8Array }).data);
+});
+
+test.serial('--scaling / --rotation: out-of-range values exit 2 naming the option; 0 and 0 with the other parts off return the input', async (t) => {
+  await ready;
+  const out = join(dir, 'affine-options');
+  const base = ['augment-labels', mapA, '--out', out, '--count', '1', '--seed', '3'];
+  const cases: Array<[string[], RegExp]> = [
+    [['--scaling', '1'], /--scaling must be a number in \[0, 1\), got '1'/],
+    [['--scaling=-0.1'], /--scaling must be a number in \[0, 1\), got '-0\.1'/],
+    [['--scaling', 'wide'], /--scaling must be a number in \[0, 1\), got 'wide'/],
+    [['--rotation', '180'], /--rotation must be a number in \[0, 180\), got '180'/],
+    [['--rotation=-5'], /--rotation must be a number in \[0, 180\), got '-5'/],
+    [['--rotation', '0x10'], /--rotation must be a number in \[0, 180\), got '0x10'/],
+  ];
+  for (const [extra, message] of cases) {
+    const r = await run([...base, ...extra]);
+    t.is(r.code, 2, extra.join(' '));
+    t.regex(r.err, /^brain-ldm augment-labels: /);
+    t.regex(r.err, message);
+  }
+  t.false(existsSync(join(out, 'map-a_aug000.nii.gz')), 'a usage error writes nothing');
+  const r = await run([...base, '--scaling', '0', '--rotation', '0', '--no-elastic', '--flip-prob', '0', '--ventricle-factor', '1']);
+  t.is(r.code, 0, r.err);
+  const [l] = manifest(out);
+  t.deepEqual(l.affine.scaling, [1, 1, 1]);
+  t.deepEqual(l.affine.rotationDeg, [0, 0, 0]);
+  t.deepEqual((await readLabelVolume(l.output)).data, (await readLabelVolume(mapA)).data);
 });
 
 test.serial('ventricle factor 2 with the spatial parts off: ventricles doubled within 2%, ICV within 0.5%', async (t) => {

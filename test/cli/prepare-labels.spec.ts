@@ -9,11 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeNifti, type Affine } from '../../ts/io/nifti.js';
 import { prepareLabelMap, REDUCED_GRID } from '../../ts/labels/prepare-label-maps.js';
-import { havePython, niftiInfo } from '../augment/label-reference.js';
+import { niftiInfo, pythonGate } from '../augment/label-reference.js';
 import { captureCli } from '../helpers/capture-cli.js';
 import { sharedData } from '../helpers/shared-data.js';
 
 const { dataTest, dataPath } = sharedData('prepare-labels.spec');
+const { havePython } = pythonGate('prepare-labels.spec');
 const dir = mkdtempSync(join(tmpdir(), 'brain-ldm-prepare-cli-'));
 
 const run = captureCli;
@@ -58,7 +59,7 @@ test.serial('two maps on a custom RAS grid: files, report lines, the same bytes 
     t.deepEqual(lines[i].output, JSON.parse(JSON.stringify(expected.report.output)));
     t.deepEqual(lines[i].ventricleMl, expected.report.ventricleMl);
     if (havePython) {
-      const info = niftiInfo(lines[i].outputPath);
+      const info = await niftiInfo(lines[i].outputPath);
       t.is(info.dtype, 'uint8');
       t.deepEqual(info.shape, [30, 36, 30]);
       for (const m of [info.sform, info.qform]) for (let a = 0; a < 4; a++) for (let b = 0; b < 4; b++) t.true(Math.abs(m[a][b] - expected.report.output.affine[a][b]) < 1e-5);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readNifti, writeNifti, type Affine } from '../../ts/io/nifti.js';
 import { captureCli as cli } from '../helpers/capture-cli.js';
-import { pythonReference, runPython } from '../synth/python-reference.js';
+import { pythonReference, runReference } from '../helpers/python-reference.js';
 
 const { pythonTest } = pythonReference('synthseg-images.spec', ['numpy', 'nibabel']);
 
@@ -115,7 +115,7 @@ pythonTest('nibabel reads an output as float32 with the label map\'s affine and 
   const a = join(dir, 'nb.nii.gz');
   await writeLabelMap(a);
   t.is((await cli(['synthseg-images', a, '--out', dir, '--seed', '9'])).code, 0);
-  const r = runPython<{ dtype: string; shape: number[]; same_affine: boolean; min: number; max: number }>(`
+  const r = await runReference<{ dtype: string; shape: number[]; same_affine: boolean; min: number; max: number }>(`
 import nibabel as nib
 lab = nib.load(inp['labels']); img = nib.load(inp['image'])
 data = np.asanyarray(img.dataobj)

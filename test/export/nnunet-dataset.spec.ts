@@ -8,9 +8,9 @@ import {
 import type { Volume } from '../../ts/labels/label-volume.js';
 import { SYNTHSEG_LABEL_NAMES, SYNTHSEG_LABELS, VENTRICLE_LABELS } from '../../ts/labels/synthseg-labels.js';
 import { seededRandom } from '../../ts/random/seeded-random.js';
-import { runPython, venvPython } from './python-reference.js';
+import { pythonReference, runPython } from '../helpers/python-reference.js';
 
-const { pythonTest } = venvPython('nnunet-dataset.spec');
+const { pythonTest } = pythonReference('nnunet-dataset.spec', ['numpy', 'nibabel']);
 
 /** IPL grid at the thesis spacing (1.667 x 1.75 x 1.667 mm), as the generator's outputs are laid out. */
 const IPL_AFFINE = [[0, 0, -1.667, 80.5], [0, -1.75, 0, 101.25], [-1.667, 0, 0, 60], [0, 0, 0, 1]];

@@ -14,7 +14,7 @@ import { NnunetDatasetWriter, type NnunetTask } from '../../ts/export/nnunet-dat
 import type { Volume } from '../../ts/labels/label-volume.js';
 import { SYNTHSEG_LABELS } from '../../ts/labels/synthseg-labels.js';
 import { seededRandom } from '../../ts/random/seeded-random.js';
-import { VENV_PYTHON } from './python-reference.js';
+import { VENV_PYTHON } from '../helpers/python-reference.js';
 
 const run = promisify(execFile);
 const python = process.env.BRAIN_LDM_NNUNET_PYTHON || VENV_PYTHON;

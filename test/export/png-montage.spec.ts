@@ -11,9 +11,9 @@ import { readLabelVolume, reorient, type Volume } from '../../ts/labels/label-vo
 import { mapToSynthSeg, SYNTHSEG_LABELS, synthSegIndex } from '../../ts/labels/synthseg-labels.js';
 import { seededRandom } from '../../ts/random/seeded-random.js';
 import { sharedData } from '../helpers/shared-data.js';
-import { runPython, venvPython } from './python-reference.js';
+import { pythonReference, runPython } from '../helpers/python-reference.js';
 
-const { pythonTest } = venvPython('png-montage.spec');
+const { pythonTest } = pythonReference('png-montage.spec', ['numpy', 'nibabel']);
 const { dataTest, dataPath } = sharedData('png-montage.spec');
 
 function decode(bytes: Uint8Array): { width: number; height: number; at: (x: number, y: number) => [number, number, number] } {

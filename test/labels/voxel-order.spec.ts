@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeVolume } from '../../ts/labels/label-volume.js';
 import { tensorToVolumeOrder, volumeToTensorOrder } from '../../ts/labels/voxel-order.js';
-import { runPython, venvPython } from '../export/python-reference.js';
+import { pythonReference, runPython } from '../helpers/python-reference.js';
 
-const { pythonTest } = venvPython('voxel-order.spec');
+const { pythonTest } = pythonReference('voxel-order.spec', ['numpy', 'nibabel']);
 
 test('tensor (row-major) and volume (first index fastest) orders are inverse transpositions', (t) => {
   const shape = [3, 4, 5];

@@ -16,12 +16,12 @@ import { generatorGridAffine, readGenerator, writeGeneratorConfig } from '../../
 import { generateDataset, type ManifestRecord } from '../../ts/pipeline/generate-dataset.js';
 import { VENTRICLE_LABELS } from '../../ts/labels/synthseg-labels.js';
 import { readLabelVolume } from '../../ts/labels/label-volume.js';
-import { runPython, venvPython } from '../export/python-reference.js';
+import { pythonReference, runPython } from '../helpers/python-reference.js';
 import { testBackends } from '../helpers/backends.js';
 import { captureCli as cli } from '../helpers/capture-cli.js';
 import { tinyGeneratorConfig, writeTinyGenerator } from '../helpers/tiny-generator.js';
 
-const { pythonTest, havePython } = venvPython('generate-dataset.spec');
+const { pythonTest, havePython } = pythonReference('generate-dataset.spec', ['numpy', 'nibabel']);
 // CLI specs swap console.error while they run (captureCli), so they run one at a time.
 const serialPythonTest = havePython ? test.serial : pythonTest;
 const work = mkdtempSync(join(tmpdir(), 'brain-ldm-generate-'));

@@ -7,7 +7,7 @@ import test from 'ava';
 import type { Triple } from '../../ts/labels/label-volume.js';
 import { seededRandom } from '../../ts/random/seeded-random.js';
 import { biasGridShape, drawBiasField, BIAS_FIELD_DEFAULTS } from '../../ts/synth/bias-field.js';
-import { decodeF32, encodeF32, pythonReference, runPython } from './python-reference.js';
+import { decodeF32, encodeF32, pythonReference, runReference } from '../helpers/python-reference.js';
 
 const { pythonTest } = pythonReference('bias-field.spec', ['numpy']);
 
@@ -55,11 +55,11 @@ test('field is positive, within [exp(min grid), exp(max grid)], exp(grid) on the
   t.true(maxStep <= maxGridStep * (3 / 96) + 1e-5, `largest voxel step ${maxStep} vs grid bound ${maxGridStep * 3 / 96}`);
 });
 
-pythonTest('upsampled log field equals numpy trilinear interpolation at positions j x gridN / n (clamped)', (t) => {
+pythonTest('upsampled log field equals numpy trilinear interpolation at positions j x gridN / n (clamped)', async (t) => {
   const shape: Triple = [20, 24, 28];
   const b = drawBiasField(shape, seededRandom(12, 'bias-spec'), { probability: 1, shapeFactor: 0.15 });
   t.deepEqual(b.gridShape, [3, 4, 5]);
-  const ref = decodeF32(runPython<string>(`
+  const ref = decodeF32(await runReference<string>(`
 g = f32('grid').reshape(inp['grid_shape'], order='F').astype(np.float64)
 def axis_weights(n_out, n_in):
     p = np.clip(np.arange(n_out) * n_in / n_out, 0, n_in - 1)

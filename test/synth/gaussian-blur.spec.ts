@@ -7,7 +7,7 @@ import test from 'ava';
 import type { Triple } from '../../ts/labels/label-volume.js';
 import { gaussianBlur, gaussianKernel1d, synthSegKernelRadius } from '../../ts/synth/gaussian-blur.js';
 import { blurringSigma } from '../../ts/synth/resolution-blur.js';
-import { decodeF32, encodeF32, pythonReference, runPython } from './python-reference.js';
+import { decodeF32, encodeF32, pythonReference, runReference } from '../helpers/python-reference.js';
 
 const { pythonTest } = pythonReference('gaussian-blur.spec', ['numpy', 'torch', 'monai']);
 
@@ -49,13 +49,13 @@ test('kernel: sampled Gaussian normalised to 1, symmetric; sigma 0 or radius 0 i
   t.throws(() => gaussianKernel1d(Number.NaN, 1), { message: /sigma must be a finite number >= 0/ });
 });
 
-pythonTest('3D blur of an impulse next to a border equals MONAI gaussian_1d (sampled) + separable_filtering (zeros)', (t) => {
+pythonTest('3D blur of an impulse next to a border equals MONAI gaussian_1d (sampled) + separable_filtering (zeros)', async (t) => {
   const shape: Triple = [21, 17, 13];
   const sigma: Triple = [1.9, 0.7, 2.6];
   const radius: Triple = [7, 3, 4];
   const src = impulse(shape, [3, 8, 10]); // near the x = 0 and z = 12 faces: zero padding shows
   const ours = gaussianBlur(src, shape, sigma, radius);
-  const ref = decodeF32(runPython<string>(`
+  const ref = decodeF32(await runReference<string>(`
 import torch
 from monai.networks.layers.convutils import gaussian_1d
 from monai.networks.layers.simplelayers import separable_filtering

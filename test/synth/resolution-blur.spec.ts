@@ -8,7 +8,7 @@ import { seededRandom } from '../../ts/random/seeded-random.js';
 import {
   acquisitionShape, blurringSigma, drawResolution, mimicAcquisition, simulateResolution,
 } from '../../ts/synth/resolution-blur.js';
-import { decodeF32, encodeF32, pythonReference, runPython } from './python-reference.js';
+import { decodeF32, encodeF32, pythonReference, runReference } from '../helpers/python-reference.js';
 
 const { pythonTest } = pythonReference('resolution-blur.spec', ['numpy']);
 
@@ -43,12 +43,12 @@ test('acquisition grid: int(n x native / resolution), unchanged at native resolu
   t.deepEqual(acquisitionShape([5, 5, 5], [1, 1, 1], [1, 1, 80]), [5, 5, 1]);
 });
 
-pythonTest('MimicAcquisition equals numpy: nearest at j x n / m (half to even), then linear at j x m / n (clamped)', (t) => {
+pythonTest('MimicAcquisition equals numpy: nearest at j x n / m (half to even), then linear at j x m / n (clamped)', async (t) => {
   const shape: Triple = [23, 19, 30];
   const low: Triple = [23, 7, 11];
   const src = new Float32Array(23 * 19 * 30).map((_, n) => Math.sin(n * 0.37) + (n % 7) * 0.1);
   const ours = mimicAcquisition(src, shape, low);
-  const ref = decodeF32(runPython<string>(`
+  const ref = decodeF32(await runReference<string>(`
 v = f32('x').reshape(inp['shape'], order='F').astype(np.float64)
 for a, (n, m) in enumerate(zip(inp['shape'], inp['low'])):
     if n == m: continue

@@ -8,15 +8,15 @@ import {
   classCount, generationClasses, RANDOM_CONTRAST_CLASSES, T1_CLASSES, T1_PRIOR_MEANS, T1_PRIOR_STDS,
 } from '../../ts/synth/synthseg-priors.js';
 import { sharedData } from '../helpers/shared-data.js';
-import { pythonReference, runPython } from './python-reference.js';
+import { pythonReference, runReference } from '../helpers/python-reference.js';
 
 const { dataPath, haveData } = sharedData('synthseg-priors.spec', 'synthseg-label-maps/labels_classes_priors/prior_means_t1.npy');
 const { pythonTest } = pythonReference('synthseg-priors.spec', ['numpy']);
 const npyTest = haveData ? pythonTest : test.skip;
 
-npyTest('tables equal SynthSeg\'s generation_labels, classes and T1 prior .npy files value for value', (t) => {
+npyTest('tables equal SynthSeg\'s generation_labels, classes and T1 prior .npy files value for value', async (t) => {
   const dir = dataPath('synthseg-label-maps/labels_classes_priors/');
-  const npy = runPython<Record<string, unknown>>(`
+  const npy = await runReference<Record<string, unknown>>(`
 names = ['generation_labels', 'generation_classes', 'generation_classes_contrast_specific', 'prior_means_t1', 'prior_stds_t1']
 out = {n: np.load(inp['dir'] + n + '.npy').tolist() for n in names}
 `, { dir });
