@@ -7,11 +7,9 @@ import { join } from 'node:path';
 import { augmentLabelMap, checkSynthSegLabels, ventricleFactorRange } from '../augment/augment-label-map.js';
 import { JsonlManifest } from '../augment/jsonl-manifest.js';
 import { createVentricleEnlarger } from '../augment/ventricle-enlargement.js';
-import { readNifti } from '../io/nifti.js';
-import { labelVolumeFromNifti, writeVolume, type Volume } from '../labels/label-volume.js';
-import { UsageError } from './import-command.js';
-import { labelBasename } from './synthseg-images-command.js';
-import { parseLabelMapArgs, runLabelMapCommand } from './prepare-labels-command.js';
+import { writeVolume, type Volume } from '../labels/label-volume.js';
+import { decimal, integerOption, numberOption, UsageError } from './cli-args.js';
+import { labelBasename, parseLabelMapArgs, readLabelMap, runLabelMapCommand } from './label-map-commands.js';
 
 export const AUGMENT_LABELS_USAGE = `usage: brain-ldm augment-labels <in.nii.gz ...> --out <dir> --count <n> --seed <int> [options]
 
@@ -69,19 +67,10 @@ interface AugmentLabelsArgs {
   json: boolean;
 }
 
-const DECIMAL = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$/;
-
-function parseInteger(name: string, text: string | undefined, min: number): number {
-  const v = Number(text);
-  if (text === undefined || !/^\s*-?\d+\s*$/.test(text) || !Number.isSafeInteger(v) || v < min)
-    throw new UsageError(`--${name} must be an integer${min > Number.MIN_SAFE_INTEGER ? ` >= ${min}` : ''}, got '${text}'`);
-  return v;
-}
-
 /** '2' or '1:3' as [lo, hi]. */
 export function parseVentricleFactor(text: string): [number, number] {
   const parts = text.split(':');
-  const values = parts.map((p) => (DECIMAL.test(p) ? Number(p) : Number.NaN));
+  const values = parts.map(decimal);
   if (parts.length > 2 || values.some((v) => !Number.isFinite(v)))
     throw new UsageError(`--ventricle-factor must be a number such as 2 or a range lo:hi such as 1:3, got '${text}'`);
   try {
@@ -97,38 +86,29 @@ function parseAugmentLabelsArgs(argv: string[]): AugmentLabelsArgs | 'help' {
   const { values, inputs, out } = parsed;
   if (values.count === undefined) throw new UsageError('missing --count <n>');
   if (values.seed === undefined) throw new UsageError('missing --seed <int>');
-  const flip = values['flip-prob'];
-  const flipProbability = flip === undefined ? 0.5 : DECIMAL.test(flip) ? Number(flip) : Number.NaN;
-  if (!(flipProbability >= 0 && flipProbability <= 1)) throw new UsageError(`--flip-prob must be a probability in [0, 1], got '${flip}'`);
-  const bound = (name: string, text: string | undefined, fallback: number, max: number) => {
-    const v = text === undefined ? fallback : DECIMAL.test(text) ? Number(text) : Number.NaN;
-    if (!(v >= 0 && v < max)) throw new UsageError(`--${name} must be a number in [0, ${max}), got '${text}'`);
-    return v;
-  };
+  const bound = (name: string, text: string | undefined, max: number) => numberOption(name, text, (v) => v >= 0 && v < max, `a number in [0, ${max})`);
   return {
     inputs,
     out,
-    count: parseInteger('count', values.count, 1),
-    seed: parseInteger('seed', values.seed, Number.MIN_SAFE_INTEGER),
-    start: values.start === undefined ? 0 : parseInteger('start', values.start, 0),
+    count: integerOption('count', values.count, 1),
+    seed: integerOption('seed', values.seed),
+    start: integerOption('start', values.start, 0) ?? 0,
     ventricleFactor: parseVentricleFactor(values['ventricle-factor'] ?? '1'),
     affine: !values['no-affine'],
-    scalingBounds: bound('scaling', values.scaling, 0.2, 1),
-    rotationBoundsDeg: bound('rotation', values.rotation, 15, 180),
+    scalingBounds: bound('scaling', values.scaling, 1) ?? 0.2,
+    rotationBoundsDeg: bound('rotation', values.rotation, 180) ?? 15,
     elastic: !values['no-elastic'],
-    flipProbability,
+    flipProbability: numberOption('flip-prob', values['flip-prob'], (v) => v >= 0 && v <= 1, 'a probability in [0, 1]') ?? 0.5,
     json: values.json ?? false,
   };
 }
 
 /** A SynthSeg label map as uint8, keeping the file's sform / qform codes for the outputs. */
 async function readSynthSegMap(path: string): Promise<{ volume: Volume<Uint8Array>; qformCode: number; sformCode: number }> {
-  const image = await readNifti(path);
-  const labels = labelVolumeFromNifti(image, path);
+  const { labels, qformCode, sformCode } = await readLabelMap(path);
   checkSynthSegLabels(labels, path);
   const data = labels.data instanceof Uint8Array ? labels.data : Uint8Array.from(labels.data);
-  const valid = (c: number) => (c >= 1 && c <= 4 ? c : 2);
-  return { volume: { data, shape: labels.shape, affine: labels.affine }, qformCode: valid(image.header.qformCode), sformCode: valid(image.header.sformCode) };
+  return { volume: { data, shape: labels.shape, affine: labels.affine }, qformCode, sformCode };
 }
 
 /**

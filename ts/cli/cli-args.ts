@@ -10,10 +10,28 @@ export function isUsageError(e: unknown): boolean {
 
 const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
+/** A decimal number as people write it (sign, fraction, exponent), else NaN: no hex, Infinity or '' as Number() takes. */
+export function decimal(text: string): number {
+  return NUMBER.test(text.trim()) ? Number(text) : Number.NaN;
+}
+
 export function numberOption(name: string, text: string | undefined, check: (v: number) => boolean, expected: string): number | undefined {
   if (text === undefined) return undefined;
-  const v = NUMBER.test(text.trim()) ? Number(text) : Number.NaN;
+  const v = decimal(text);
   if (!Number.isFinite(v) || !check(v)) throw new UsageError(`--${name} must be ${expected}, got '${text}'`);
+  return v;
+}
+
+/**
+ * An integer written as digits (an optional minus, no fraction or exponent) of at least `min`; undefined stays
+ * undefined. The message names the bound, e.g. "--count must be an integer >= 1, got '0'".
+ */
+export function integerOption(name: string, text: string, min?: number): number;
+export function integerOption(name: string, text: string | undefined, min?: number): number | undefined;
+export function integerOption(name: string, text: string | undefined, min = Number.MIN_SAFE_INTEGER): number | undefined {
+  if (text === undefined) return undefined;
+  const v = /^-?\d+$/.test(text.trim()) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(v) || v < min) throw new UsageError(`--${name} must be an integer${min > Number.MIN_SAFE_INTEGER ? ` >= ${min}` : ''}, got '${text}'`);
   return v;
 }
 

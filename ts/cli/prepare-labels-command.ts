@@ -3,14 +3,12 @@
  * (ts/labels/prepare-label-maps.ts), one uint8 NIfTI per input and one report line per input in
  * <out>/prepare-report.jsonl.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { JsonlManifest } from '../augment/jsonl-manifest.js';
 import { axcodesToOrientation, writeVolume, type Triple } from '../labels/label-volume.js';
 import { formatPrepareReport, prepareLabelMap, REDUCED_GRID, THESIS_GRID } from '../labels/prepare-label-maps.js';
-import { UsageError } from './import-command.js';
-import { labelBasename } from './synthseg-images-command.js';
+import { UsageError } from './cli-args.js';
+import { labelBasename, parseLabelMapArgs, runLabelMapCommand } from './label-map-commands.js';
 
 export const PREPARE_LABELS_USAGE = `usage: brain-ldm prepare-labels <in.nii.gz ...> --out <dir> [options]
 
@@ -52,29 +50,6 @@ export function parseGrid(text: string): Grid {
   return { orientation: THESIS_GRID.orientation, shape: shape as Triple, spacingMm: spacing as Triple };
 }
 
-type ParsedOptions<O extends ParseArgsConfig['options']> = ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; strict: true; options: O }>>['values'];
-
-/**
- * parseArgs (strict) plus the checks both label-map commands need: --help, at least one input, --out, distinct
- * input basenames. Every complaint is a UsageError.
- */
-export function parseLabelMapArgs<O extends NonNullable<ParseArgsConfig['options']> & { out: { type: 'string' }; help: { type: 'boolean' } }>(
-  argv: string[], options: O,
-): { values: ParsedOptions<O>; inputs: string[]; out: string } | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const { values, positionals } = parsed as { values: ParsedOptions<O> & { out?: string; help?: boolean }; positionals: string[] };
-  if (values.help) return 'help';
-  if (positionals.length === 0) throw new UsageError('missing the label maps (one or more .nii or .nii.gz files)');
-  if (!values.out) throw new UsageError('missing --out <dir>');
-  checkDistinctBasenames(positionals);
-  return { values, inputs: positionals, out: values.out };
-}
-
 function parsePrepareLabelsArgs(argv: string[]): { inputs: string[]; out: string; grid: Grid; json: boolean } | 'help' {
   const parsed = parseLabelMapArgs(argv, OPTIONS);
   if (parsed === 'help') return 'help';
@@ -89,41 +64,6 @@ function parsePrepareLabelsArgs(argv: string[]): { inputs: string[]; out: string
     grid.orientation = values.orientation.toUpperCase();
   }
   return { inputs, out, grid, json: values.json ?? false };
-}
-
-/** Inputs are named by their basename in outputs and random streams, so two inputs may not share one. */
-export function checkDistinctBasenames(paths: readonly string[]): void {
-  const seen = new Map<string, string>();
-  for (const p of paths) {
-    const b = labelBasename(p);
-    if (seen.has(b)) throw new UsageError(`${p} and ${seen.get(b)} have the same basename '${b}', so their outputs (and random streams) would collide`);
-    seen.set(b, p);
-  }
-}
-
-/**
- * The frame the label-map commands share: a usage error prints the message and the usage and returns 2, --help
- * prints the usage, the output folder is created, then `body` runs (its failures throw; the CLI exits 1).
- */
-export async function runLabelMapCommand<A extends { out: string }>(
-  command: string, usage: string, parse: () => A | 'help', body: (args: A) => Promise<void>,
-  print: (line: string) => void, printError: (line: string) => void,
-): Promise<number> {
-  let args: A | 'help';
-  try {
-    args = parse();
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    printError(`brain-ldm ${command}: ${e.message}\n\n${usage}`);
-    return 2;
-  }
-  if (args === 'help') {
-    print(usage);
-    return 0;
-  }
-  mkdirSync(args.out, { recursive: true });
-  await body(args);
-  return 0;
 }
 
 /**

@@ -4,15 +4,13 @@
  * the same bytes. Every file is written to a temporary name and renamed; the manifest is rewritten the same way after
  * each image, keeping lines of earlier runs for other outputs.
  */
-import { mkdirSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 import { JsonlManifest } from '../augment/jsonl-manifest.js';
-import { readNifti } from '../io/nifti.js';
-import { labelVolumeFromNifti, writeVolume, type LabelVolume } from '../labels/label-volume.js';
+import { writeVolume } from '../labels/label-volume.js';
 import { synthesizeImage, type SynthesisParameters } from '../synth/synthesize-image.js';
 import { CONTRASTS, type Contrast } from '../synth/synthseg-priors.js';
-import { UsageError } from './import-command.js';
+import { integerOption, UsageError } from './cli-args.js';
+import { labelBasename, parseLabelMapArgs, readLabelMap, runLabelMapCommand } from './label-map-commands.js';
 
 export const SYNTHSEG_IMAGES_USAGE = `usage: brain-ldm synthseg-images <labels.nii.gz ...> --out <dir> --seed <int> [options]
 
@@ -64,57 +62,23 @@ interface SynthsegImagesArgs {
   json: boolean;
 }
 
-function parseInteger(name: string, text: string, min: number): number {
-  const v = Number(text);
-  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(v) || v < min)
-    throw new UsageError(`--${name} must be an integer${min > Number.MIN_SAFE_INTEGER ? ` >= ${min}` : ''}, got '${text}'`);
-  return v;
-}
-
-/** The map's name without .nii / .nii.gz; the key of its random streams and the stem of its outputs. */
-export function labelBasename(path: string): string {
-  const name = basename(path);
-  const m = /^(.+)\.nii(\.gz)?$/i.exec(name);
-  if (!m) throw new UsageError(`${path}: expected a NIfTI label map (.nii or .nii.gz)`);
-  return m[1];
-}
-
 function parseSynthsegImagesArgs(argv: string[]): SynthsegImagesArgs | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) return 'help';
-  if (positionals.length === 0) throw new UsageError('missing the label maps (one or more .nii.gz files)');
-  if (!values.out) throw new UsageError('missing --out <dir>');
+  const parsed = parseLabelMapArgs(argv, OPTIONS);
+  if (parsed === 'help') return 'help';
+  const { values, inputs, out } = parsed;
   if (values.seed === undefined) throw new UsageError('missing --seed <int>');
   const contrast = (values.contrast ?? 't1') as Contrast;
   if (!CONTRASTS.includes(contrast)) throw new UsageError(`--contrast must be one of ${CONTRASTS.join(', ')}, got '${values.contrast}'`);
-  const seen = new Map<string, string>();
-  for (const p of positionals) {
-    const b = labelBasename(p);
-    if (seen.has(b)) throw new UsageError(`${p} and ${seen.get(b)} have the same basename '${b}', so their outputs and random streams would collide`);
-    seen.set(b, p);
-  }
   return {
-    inputs: positionals,
-    out: values.out,
-    seed: parseInteger('seed', values.seed, Number.MIN_SAFE_INTEGER),
-    count: values.count === undefined ? 1 : parseInteger('count', values.count, 1),
+    inputs,
+    out,
+    seed: integerOption('seed', values.seed),
+    count: integerOption('count', values.count, 1) ?? 1,
     contrast,
     bias: !values['no-bias'],
     blur: !values['no-blur'],
     json: values.json ?? false,
   };
-}
-
-async function readLabels(path: string): Promise<{ labels: LabelVolume; qformCode: number; sformCode: number }> {
-  const image = await readNifti(path);
-  const valid = (c: number) => (c >= 1 && c <= 4 ? c : 2);
-  return { labels: labelVolumeFromNifti(image, path), qformCode: valid(image.header.qformCode), sformCode: valid(image.header.sformCode) };
 }
 
 function summary(r: SynthManifestRecord, ms: number): string {
@@ -132,33 +96,21 @@ function summary(r: SynthManifestRecord, ms: number): string {
  * with the usage to `printError`). Failures while reading or writing throw; the CLI prints them and exits 1.
  */
 export async function synthsegImagesCommand(argv: string[], print: (line: string) => void, printError = (l: string) => console.error(l)): Promise<number> {
-  let args: SynthsegImagesArgs | 'help';
-  try {
-    args = parseSynthsegImagesArgs(argv);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    printError(`brain-ldm synthseg-images: ${e.message}\n\n${SYNTHSEG_IMAGES_USAGE}`);
-    return 2;
-  }
-  if (args === 'help') {
-    print(SYNTHSEG_IMAGES_USAGE);
-    return 0;
-  }
-  mkdirSync(args.out, { recursive: true });
-  const manifest = await JsonlManifest.open(join(args.out, SYNTH_MANIFEST), 'output');
-  const width = Math.max(3, String(args.count - 1).length);
-  for (const input of args.inputs) {
-    const stem = labelBasename(input);
-    const { labels, qformCode, sformCode } = await readLabels(input);
-    for (let k = 0; k < args.count; k++) {
-      const t0 = performance.now();
-      const { image, parameters } = synthesizeImage(labels, args.seed, [stem, k], { contrast: args.contrast, bias: args.bias, blur: args.blur, source: input });
-      const output = join(args.out, `${stem}_img${String(k).padStart(width, '0')}.nii.gz`);
-      await writeVolume(output, image, { qformCode, sformCode, descrip: `brain-ldm synthseg-images ${args.contrast} seed ${args.seed} #${k}` });
-      const record: SynthManifestRecord = { labels: input, output, seed: args.seed, index: k, contrast: args.contrast, parameters };
-      const line = await manifest.put({ ...record });
-      print(args.json ? line : summary(record, performance.now() - t0));
+  return runLabelMapCommand('synthseg-images', SYNTHSEG_IMAGES_USAGE, () => parseSynthsegImagesArgs(argv), async (args) => {
+    const manifest = await JsonlManifest.open(join(args.out, SYNTH_MANIFEST), 'output');
+    const width = Math.max(3, String(args.count - 1).length);
+    for (const input of args.inputs) {
+      const stem = labelBasename(input);
+      const { labels, qformCode, sformCode } = await readLabelMap(input);
+      for (let k = 0; k < args.count; k++) {
+        const t0 = performance.now();
+        const { image, parameters } = synthesizeImage(labels, args.seed, [stem, k], { contrast: args.contrast, bias: args.bias, blur: args.blur, source: input });
+        const output = join(args.out, `${stem}_img${String(k).padStart(width, '0')}.nii.gz`);
+        await writeVolume(output, image, { qformCode, sformCode, descrip: `brain-ldm synthseg-images ${args.contrast} seed ${args.seed} #${k}` });
+        const record: SynthManifestRecord = { labels: input, output, seed: args.seed, index: k, contrast: args.contrast, parameters };
+        const line = await manifest.put({ ...record });
+        print(args.json ? line : summary(record, performance.now() - t0));
+      }
     }
-  }
-  return 0;
+  }, print, printError);
 }
