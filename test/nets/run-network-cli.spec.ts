@@ -7,24 +7,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../ts/cli.js';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../../ts/io/safetensors.js';
+import { captureCli as cli } from '../helpers/capture-cli.js';
 import { relL2 } from '../helpers/reference.js';
 
 const dir = process.env.BRAIN_LDM_PARITY_DIR ?? fileURLToPath(new URL('../fixtures/parity/', import.meta.url));
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const lines: string[] = [];
-  const errors: string[] = [];
-  const error = console.error;
-  console.error = (m: string) => errors.push(String(m));
-  try {
-    const code = await main(args, (l) => lines.push(l));
-    return { code, out: lines.join('\n'), err: errors.join('\n') };
-  } finally {
-    console.error = error;
-  }
-}
 
 for (const name of ['mask_unet_thesis', 'mask_ae_thesis']) {
   const caseDir = join(dir, name);
@@ -33,7 +20,8 @@ for (const name of ['mask_unet_thesis', 'mask_ae_thesis']) {
     else test.skip(`parity fixtures not generated (${name})`, () => {});
     continue;
   }
-  test(`import + run-network reproduce MONAI for ${name}, with --repeat timing`, async (t) => {
+  // captureCli swaps console.error while main() runs, so the CLI tests run one at a time.
+  test.serial(`import + run-network reproduce MONAI for ${name}, with --repeat timing`, async (t) => {
     const work = mkdtempSync(join(tmpdir(), 'brain-ldm-run-network-'));
     t.teardown(() => rmSync(work, { recursive: true, force: true }));
     const c = JSON.parse(readFileSync(join(caseDir, 'case.json'), 'utf8'));
@@ -57,7 +45,7 @@ for (const name of ['mask_unet_thesis', 'mask_ae_thesis']) {
   });
 }
 
-test('run-network usage errors exit 2 and name the problem', async (t) => {
+test.serial('run-network usage errors exit 2 and name the problem', async (t) => {
   t.regex((await cli(['run-network'])).err, /expected exactly one bundle directory/);
   t.is((await cli(['run-network', 'x', '--out', 'y'])).code, 2);
   t.regex((await cli(['run-network', 'x', '--inputs', 'a', '--out', 'b', '--repeat', '0'])).err, /--repeat must be a positive integer/);

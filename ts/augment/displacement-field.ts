@@ -7,7 +7,7 @@
  * source has at x + u(x). Components are along the three voxel axes, in voxels of that grid.
  */
 import type { Triple } from '../labels/label-volume.js';
-import { resizeAxis } from './grid-resampling.js';
+import { resampleAxis } from '../volume/axis-resampling.js';
 
 export interface DisplacementField {
   shape: Triple;
@@ -45,7 +45,7 @@ export function resizeField(u: DisplacementField, shape: Triple): DisplacementFi
   const gain = [0, 1, 2].map((a) => (shape[a] > 1 && u.shape[a] > 1 ? (shape[a] - 1) / (u.shape[a] - 1) : 1));
   const comps = [u.x, u.y, u.z].map((c, comp) => {
     let cur = { data: c, shape: u.shape };
-    for (let axis = 0; axis < 3; axis++) cur = resizeAxis(cur.data, cur.shape, axis, shape[axis], axis === comp ? gain[comp] : 1);
+    for (let axis = 0; axis < 3; axis++) cur = resampleAxis(cur.data, cur.shape, axis, shape[axis], { alignment: 'corners', gain: axis === comp ? gain[comp] : 1 });
     return cur.data;
   });
   return { shape: [shape[0], shape[1], shape[2]], x: comps[0], y: comps[1], z: comps[2] };

@@ -25,7 +25,7 @@ import { checkVolume, countLabels, intracranialVolumeMl, nonZeroBox, voxelVolume
 import { VENTRICLE_LABELS } from '../labels/synthseg-labels.js';
 import { distanceTransform } from './distance-transform.js';
 import { integrateVelocity, jacobianDeterminant, maxDisplacement, resizeField, scaleField, zeroField, type DisplacementField } from './displacement-field.js';
-import { averageDown } from './grid-resampling.js';
+import { averageDown } from '../volume/axis-resampling.js';
 import { connectedComponents, solveNeumannPoisson } from './poisson-solver.js';
 import { countWarpedLabels, warpLabels } from './warp-labels.js';
 

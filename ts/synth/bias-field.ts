@@ -10,7 +10,7 @@
  */
 import type { Triple } from '../labels/label-volume.js';
 import type { SeededRandom } from '../random/seeded-random.js';
-import { resizeLinear } from './separable-filters.js';
+import { resizeVolume } from '../volume/axis-resampling.js';
 
 export interface BiasFieldOptions {
   /** Upper bound of the std of the log field (SynthSeg bias_field_std); default 0.7. */
@@ -56,7 +56,7 @@ export function drawBiasField(shape: Triple, rng: SeededRandom, options: BiasFie
   const applied = rng.next() < probability;
   let field: Float32Array | null = null;
   if (applied) {
-    field = resizeLinear(grid, gridShape, shape);
+    field = resizeVolume(grid, gridShape, shape, { alignment: 'origin' });
     for (let i = 0; i < field.length; i++) field[i] = Math.exp(field[i]);
   }
   return { field, std, gridShape, grid, applied };

@@ -9,7 +9,7 @@
  *   2. Gaussian blur with sigma = 0.75 x min(resolution, thickness) / native per axis (0.5 where that minimum is
  *      the native resolution), each multiplied by a factor ~ U(1/1.03, 1.03); window from the largest possible sigma.
  *   3. MimicAcquisition: nearest-neighbour down to int(n x native / resolution) samples per axis, then linear back
- *      to n (neuron interpn conventions, see separable-filters.ts). Its noise option is off in SynthSeg (noise_std 0).
+ *      to n (neuron interpn conventions, see ts/volume/axis-resampling.ts). Its noise option is off in SynthSeg (noise_std 0).
  * Where SynthSeg's per-axis values are RAS axes, ours are the label map's voxel axes: every per-axis setting here is
  * the same on all axes and the anisotropic axis is drawn uniformly, so the distribution of images is the same.
  * SynthSeg's "isotropic" branch draws each axis separately (tf.random.uniform over a vector of bounds), despite its
@@ -18,7 +18,7 @@
 import type { Triple } from '../labels/label-volume.js';
 import type { SeededRandom } from '../random/seeded-random.js';
 import { gaussianBlur, synthSegKernelRadius } from './gaussian-blur.js';
-import { resampleAxisLinear, resampleAxisNearest } from './separable-filters.js';
+import { resampleAxis } from '../volume/axis-resampling.js';
 
 export interface ResolutionOptions {
   /** Upper bound (mm) of the isotropic branch; default 4. */
@@ -93,8 +93,8 @@ export function mimicAcquisition(data: Float32Array, shape: Triple, lowShape: Tr
   let cur = { data, shape };
   for (let a = 0; a < 3; a++) {
     if (lowShape[a] === shape[a]) continue;
-    cur = resampleAxisNearest(cur.data, cur.shape, a, lowShape[a]);
-    cur = resampleAxisLinear(cur.data, cur.shape, a, shape[a]);
+    cur = resampleAxis(cur.data, cur.shape, a, lowShape[a], { alignment: 'origin', interpolation: 'nearest' });
+    cur = resampleAxis(cur.data, cur.shape, a, shape[a], { alignment: 'origin' });
   }
   return cur.data === data ? data.slice() : cur.data;
 }
