@@ -44,7 +44,7 @@ def main() -> int:
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--eval", type=Path, required=True)
-    ap.add_argument("--machine", default="the project's 2-core AMD EPYC VM (AVX2, 24 GiB), shared with other jobs")
+    ap.add_argument("--machine", default="the project's 2-core AMD EPYC (Zen 4, AVX-512) VM, 24 GiB")
     ap.add_argument("--config", default="train/configs/cpu-reduced.yaml")
     args = ap.parse_args()
 

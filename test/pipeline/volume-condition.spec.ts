@@ -65,8 +65,9 @@ test('without calibration, mL -> ratio over the reference ICV -> min-max conditi
   t.false(r.extrapolated);
   t.true(Math.abs(r.condition - conditionForRatio(60 / 1500, K)) < 1e-15);
   t.true(Math.abs(referenceVolumeMlForCondition(r.condition, K) - 60) < 1e-9);
+  t.is(r.extrapolation, null);
   t.true(conditionForVolumeMl(200, K, null).extrapolated);
-  t.true(conditionForVolumeMl(10, K, null).extrapolated);
+  t.is(conditionForVolumeMl(10, K, null).extrapolation, '10 mL lies outside the training range 15-135 mL');
   t.throws(() => conditionForVolumeMl(-3, K, null), { message: /positive volume in mL, got -3/ });
   t.throws(() => conditionForVolumeMl(Number.NaN, K, null), { message: /must be a number of mL/ });
 });
@@ -88,5 +89,11 @@ test('calibration: a monotone measured map is inverted; pooled stretches collaps
   const far = conditionForVolumeMl(1000, K, cal);
   t.is(far.condition, 1 + CALIBRATION_EXTRAPOLATION);
   t.true(far.extrapolated);
+  t.is(far.extrapolation, '1000 mL lies outside the training range 15-135 mL');
+  // Inside the training range but outside what the model reached when calibrated: the warning names the calibrated range.
+  const narrow = conditionForVolumeMl(130, K, cal);
+  t.true(narrow.extrapolated);
+  t.is(narrow.extrapolation, '130 mL lies outside the calibrated range 21-120 mL');
+  t.is(conditionForVolumeMl(50, K, cal).extrapolation, null);
   t.throws(() => fitVolumeCalibration([{ condition: 0, achievedMl: 30 }, { condition: 1, achievedMl: 20 }]), { message: /does not increase with the condition/ });
 });

@@ -78,6 +78,8 @@ def check_config(cfg: dict, file: str) -> dict:
         lc = cfg[ae]["network"]["latent_channels"]
         for k in ("in_channels", "out_channels"):
             _need(cfg[unet]["network"][k] == lc, file, f"{unet}.network.{k}", f"{ae}.network.latent_channels {lc}", cfg[unet]["network"][k])
+    dw = cfg["mask-ae"]["train"].get("dice_weight", 0.0)
+    _need(isinstance(dw, (int, float)) and dw >= 0, file, "mask-ae.train.dice_weight", "a non-negative number", dw)
     p = cfg["mask-unet"]["train"].get("cfg_dropout")
     _need(isinstance(p, (int, float)) and 0 <= p < 1, file, "mask-unet.train.cfg_dropout", "a probability in [0, 1)", p)
     return cfg

@@ -195,10 +195,24 @@ def _stage_start(ctx: RunContext, stage: str) -> torch.nn.Module:
     return net
 
 
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """1 - mean soft Dice over the foreground classes of the batch (smoothed by 1 so absent classes count as met).
+
+    Cross-entropy alone is dominated by background and large structures; the Dice term gives the small ones (pallidum,
+    accumbens, inferior lateral ventricles) equal weight, as nnU-Net's Dice + CE does."""
+    p = logits.softmax(1)
+    onehot = F.one_hot(target, n_classes).movedim(-1, 1).to(p.dtype)
+    dims = (0, *range(2, p.ndim))
+    inter = (p * onehot).sum(dims)
+    denom = p.sum(dims) + onehot.sum(dims)
+    return 1 - ((2 * inter + 1) / (denom + 1))[1:].mean()
+
+
 def train_mask_autoencoder(ctx: RunContext, data: TrainingData) -> None:
     stage = "mask-ae"
     cfg = ctx.cfg
     kl_w = float(cfg[stage]["train"]["kl_weight"])
+    dice_w = float(cfg[stage]["train"].get("dice_weight", 0.0))
     net = _stage_start(ctx, stage)
     labels = data.labels.labels
     targets = labels_to_indices(labels[:, 0], cfg["labels"])
@@ -208,9 +222,16 @@ def train_mask_autoencoder(ctx: RunContext, data: TrainingData) -> None:
     def batch(net, idx):
         x, target = random_crop(crop, labels[idx], targets[idx])
         logits, mu, sigma = net(_to(ctx, x))
-        ce = F.cross_entropy(logits, _to(ctx, target))
+        target = _to(ctx, target)
+        ce = F.cross_entropy(logits, target)
         kl = kl_divergence(mu, sigma)
-        return ce + kl_w * kl, {"ce": ce.item(), "kl": kl.item()}
+        parts = {"ce": ce.item(), "kl": kl.item()}
+        loss = ce + kl_w * kl
+        if dice_w:
+            dice = soft_dice_loss(logits, target, len(cfg["labels"]))
+            loss = loss + dice_w * dice
+            parts["dice_loss"] = dice.item()
+        return loss, parts
 
     def validate(net):
         if data.heldout_labels is None:

@@ -279,8 +279,8 @@ export async function* generateDataset(options: GenerateDatasetOptions): AsyncGe
     for (const index of todo) {
       const t0 = performance.now();
       const { ml, resolved } = requestFor(options.volume, generator, index, options.seed);
-      if (resolved.extrapolated) {
-        const what = ml !== null ? `${round(ml, 2)} mL lies outside the training range ${cfg.conditioning.trainingVentricleMl.map((x) => round(x, 1)).join('-')} mL` : `condition ${resolved.condition} lies outside [0, 1]`;
+      if (resolved.extrapolation !== null) {
+        const what = resolved.extrapolation;
         if (!warned.has(what)) emit({ type: 'warning', message: `sample ${index}: ${what}; the model extrapolates` });
         warned.add(what);
       }

@@ -15,8 +15,10 @@ export interface ResolvedCondition {
   condition: number;
   /** How it was obtained. */
   source: 'calibration' | 'reference-icv' | 'condition';
-  /** True when the request lies outside the training set's range (the model extrapolates). */
+  /** True when the request lies outside the training set's range or the calibrated range (the model extrapolates). */
   extrapolated: boolean;
+  /** Which range the request leaves, for the warning (null when it is inside both). */
+  extrapolation: string | null;
 }
 
 /** How far (in condition units) a calibrated map may extrapolate past its measured ends (the thesis tried up to 1.55). */
@@ -41,6 +43,10 @@ export function interpolateLinear(xs: readonly number[], ys: readonly number[], 
   return ys[i - 1] + t * (ys[i] - ys[i - 1]);
 }
 
+function mlText(ml: number, digits = 2): string {
+  return String(Math.round(ml * 10 ** digits) / 10 ** digits);
+}
+
 function checkVolumeMl(ml: unknown, what: string): asserts ml is number {
   if (typeof ml !== 'number' || !Number.isFinite(ml)) throw new TypeError(`${what} must be a number of mL, got ${JSON.stringify(ml) ?? String(ml)}`);
   if (ml <= 0) throw new RangeError(`${what} must be a positive volume in mL, got ${ml}`);
@@ -49,22 +55,27 @@ function checkVolumeMl(ml: unknown, what: string): asserts ml is number {
 /** The condition for a requested ventricle volume in mL (calibrated map when the generator has one). */
 export function conditionForVolumeMl(ml: number, k: VolumeConditioning, calibration: VolumeCalibration | null): ResolvedCondition {
   checkVolumeMl(ml, 'ventricle volume');
-  const extrapolated = ml < k.trainingVentricleMl[0] || ml > k.trainingVentricleMl[1];
+  const [lo, hi] = k.trainingVentricleMl;
+  const outside = (a: number, b: number, range: string) => (ml < a || ml > b ? `${mlText(ml)} mL lies outside the ${range} ${mlText(a, 1)}-${mlText(b, 1)} mL` : null);
+  const training = outside(lo, hi, 'training range');
   if (calibration) {
     const xs = calibration.points.map((p) => p[0]);
     const ys = calibration.points.map((p) => p[1]);
     // Past the measured points the map continues its end slopes, but only CALIBRATION_EXTRAPOLATION condition units
     // further: a model whose volume barely moves would otherwise be sent to absurd conditions.
     const condition = Math.min(ys[ys.length - 1] + CALIBRATION_EXTRAPOLATION, Math.max(ys[0] - CALIBRATION_EXTRAPOLATION, interpolateLinear(xs, ys, ml)));
-    return { condition, source: 'calibration', extrapolated: extrapolated || ml < xs[0] || ml > xs[xs.length - 1] };
+    // The calibrated points span the volumes the model actually reached, which can be narrower than the training range.
+    const extrapolation = training ?? outside(xs[0], xs[xs.length - 1], 'calibrated range');
+    return { condition, source: 'calibration', extrapolated: extrapolation !== null, extrapolation };
   }
-  return { condition: conditionForRatio(ml / k.referenceIcvMl, k), source: 'reference-icv', extrapolated };
+  return { condition: conditionForRatio(ml / k.referenceIcvMl, k), source: 'reference-icv', extrapolated: training !== null, extrapolation: training };
 }
 
 /** A condition given directly (the model's normalised value); values outside [0, 1] extrapolate. */
 export function conditionGiven(condition: number): ResolvedCondition {
   if (typeof condition !== 'number' || !Number.isFinite(condition)) throw new TypeError(`condition must be a finite number, got ${String(condition)}`);
-  return { condition, source: 'condition', extrapolated: condition < 0 || condition > 1 };
+  const extrapolated = condition < 0 || condition > 1;
+  return { condition, source: 'condition', extrapolated, extrapolation: extrapolated ? `condition ${condition} lies outside [0, 1]` : null };
 }
 
 /**
