@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--eval", type=Path, required=True)
     ap.add_argument("--machine", default="the project's 2-core AMD EPYC (Zen 4, AVX-512) VM, 24 GiB")
     ap.add_argument("--config", default="train/configs/cpu-reduced.yaml")
+    ap.add_argument("--note", default="", help="a paragraph for the Training section (e.g. which stages came from another run)")
     args = ap.parse_args()
 
     gen = read_json(args.generator / "generator.json")
@@ -94,6 +95,9 @@ def main() -> int:
     w("## Training")
     w(f"Config `{args.config}` (pinned in the run as config `{config.get('name', '?')}`), seed {config.get('seed')}, "
       f"{config.get('threads')} threads, on {args.machine}. Wall time {total_wall / 60:.0f} min in total.")
+    if args.note:
+        w("")
+        w(args.note)
     w("")
     w("| stage | steps | wall (min) | last epoch loss | held-out |")
     w("|---|---|---|---|---|")
