@@ -297,13 +297,29 @@ def _autoencoder_outputs(ctx: RunContext, ae_stage: str, unet_stage: str, names:
     return latents, float(files.read_done()["scaleFactor"])
 
 
+def _diffusion_target(scheduler: DDPMScheduler, z: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the UNet learns to output, by the scheduler's prediction_type (the sampler reads the same field from
+    model.json). v-prediction (Salimans & Ho 2022) keeps the x0 estimate well conditioned at high noise: with
+    epsilon a small UNet's error at t > 800 is multiplied by sqrt((1 - alphaBar) / alphaBar) (10-100x) in x0, and
+    those early errors set the whole sample (train/README.md, run v3)."""
+    kind = scheduler.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(z, noise, t)
+    if kind == "sample":
+        return z
+    raise ValueError(f"scheduler.prediction_type: expected epsilon, v_prediction or sample, got {kind!r}")
+
+
 def _diffusion_batch(ctx: RunContext, scheduler: DDPMScheduler, mu: torch.Tensor, sigma: torch.Tensor, scale: float):
-    """A noised latent batch: z = (mu + sigma * eps) * scale (encode_stage_2_inputs, scaled as the
+    """A noised latent batch and its target: z = (mu + sigma * eps) * scale (encode_stage_2_inputs, scaled as the
     LatentDiffusionInferer does), then DDPM forward noising at uniform random timesteps."""
     z = (mu + sigma * torch.randn_like(sigma)) * scale
     noise = torch.randn_like(z)
     t = torch.randint(0, scheduler.num_train_timesteps, (z.shape[0],), dtype=torch.long)
-    return _to(ctx, scheduler.add_noise(z, noise, t)), _to(ctx, t), _to(ctx, noise)
+    target = _diffusion_target(scheduler, z, noise, t)
+    return _to(ctx, scheduler.add_noise(z, noise, t)), _to(ctx, t), _to(ctx, target)
 
 
 def _fixed_validation(ctx, stage, scheduler, mu, sigma, scale, forward) -> float:
@@ -313,7 +329,7 @@ def _fixed_validation(ctx, stage, scheduler, mu, sigma, scale, forward) -> float
     noise = torch.randn(z.shape, generator=g)
     t = torch.linspace(50, scheduler.num_train_timesteps - 50, z.shape[0]).long()
     pred = forward(_to(ctx, scheduler.add_noise(z, noise, t)), _to(ctx, t))
-    return F.mse_loss(pred, _to(ctx, noise)).item()
+    return F.mse_loss(pred, _to(ctx, _diffusion_target(scheduler, z, noise, t))).item()
 
 
 def train_mask_unet(ctx: RunContext, data: TrainingData) -> None:
@@ -329,9 +345,9 @@ def train_mask_unet(ctx: RunContext, data: TrainingData) -> None:
     net = _stage_start(ctx, stage)
 
     def batch(net, idx):
-        x, t, noise = _diffusion_batch(ctx, scheduler, latents["mu"][idx], latents["sigma"][idx], scale)
+        x, t, target = _diffusion_batch(ctx, scheduler, latents["mu"][idx], latents["sigma"][idx], scale)
         context = _to(ctx, training_context(volume[idx], dropout))
-        mse = F.mse_loss(net(x, t, context=context), noise)
+        mse = F.mse_loss(net(x, t, context=context), target)
         return mse, {"mse": mse.item()}
 
     validate = None
@@ -359,11 +375,11 @@ def train_spade_unet(ctx: RunContext, data: TrainingData) -> None:
     pairs, labels = data.pairs, data.labels.labels
 
     def batch(net, idx):
-        x, t, noise = _diffusion_batch(ctx, scheduler, latents["mu"][idx], latents["sigma"][idx], scale)
+        x, t, target = _diffusion_batch(ctx, scheduler, latents["mu"][idx], latents["sigma"][idx], scale)
         # SPADE gets the one-hot map at image resolution and resizes it to each feature map itself (as the
         # thesis' LatentDiffusionInferer passes it).
         seg = _to(ctx, one_hot(labels[[pairs.label_index[i] for i in idx]], cfg["labels"]))
-        mse = F.mse_loss(net(x, t, seg=seg), noise)
+        mse = F.mse_loss(net(x, t, seg=seg), target)
         return mse, {"mse": mse.item()}
 
     validate = None
