@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Writes a generator's MODEL_CARD.md from the training run and the numbers train/evaluate_generator.sh measured:
 
-  .venv/bin/python train/write_model_card.py --generator models/default --run RUN --data DATA --eval EVAL \
-      [--machine "2-core AMD EPYC VM"] [--commands "..."]
+  .venv/bin/python train/write_model_card.py --generator models/default --data DATA --eval EVAL \
+      [--run RUN] [--config train/configs/cpu-reduced.yaml] [--machine "..."] [--note "..."]
 
-Every number in the card comes from a file (RUN/log.jsonl, RUN/<stage>/done.json, DATA/split.json, EVAL/*.json);
+Every number in the card comes from a file (GENERATOR/training.json, which export_generator.py writes from the run's
+done.json files, or RUN/log.jsonl when --run is given; DATA/split.json; EVAL/*.json);
 the card states the issue's quality bars next to what was measured, passed or not. Written atomically.
 """
 from __future__ import annotations
@@ -12,7 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ldm.config import load_config as load_config_file  # noqa: E402
 
 # The quality bars of issue 5 (mask autoencoder, volume control, anatomy, images).
 BARS = {
@@ -30,6 +36,18 @@ def log_records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
 
 
+def stage_summaries(generator: Path, run: Path | None) -> tuple[dict, dict]:
+    """Per stage: the totals (steps, wall time) and the last epoch's losses. The run's log is the fuller record
+    when there is one; the generator's training.json carries the same totals for a generator whose run is gone."""
+    if run is not None:
+        records = log_records(run)
+        done = {r["stage"]: r for r in records if r.get("event") == "stage-done"}
+        last_epoch = {r["stage"]: r for r in records if r.get("event") == "epoch"}
+        return done, last_epoch
+    stages = read_json(generator / "training.json")["stages"]
+    return stages, {stage: d.get("lastEpoch", {}) for stage, d in stages.items()}
+
+
 def yes(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -41,7 +59,7 @@ def folder_mb(path: Path) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generator", type=Path, required=True)
-    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--run", type=Path, help="the train.py run (optional: GENERATOR/training.json has the stage totals)")
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--eval", type=Path, required=True)
     ap.add_argument("--machine", default="the project's 2-core AMD EPYC (Zen 4, AVX-512) VM, 24 GiB")
@@ -50,18 +68,13 @@ def main() -> int:
     args = ap.parse_args()
 
     gen = read_json(args.generator / "generator.json")
-    config = read_json(args.run / "config.json")
+    config = read_json(args.run / "config.json") if args.run else load_config_file(args.config)
     split = read_json(args.data / "split.json")
     dice = read_json(args.eval / "autoencoder-dice.json")
     cal = read_json(args.eval / "calibration.json")
     ev = read_json(args.eval / "evaluation.json")
     timing = read_json(args.eval / "timing.json")
-    records = log_records(args.run)
-    done = {r["stage"]: r for r in records if r.get("event") == "stage-done"}
-    last_epoch = {}
-    for r in records:
-        if r.get("event") == "epoch":
-            last_epoch[r["stage"]] = r
+    done, last_epoch = stage_summaries(args.generator, args.run)
 
     grid = gen["grid"]
     k = gen["conditioning"]
@@ -105,8 +118,9 @@ def main() -> int:
         d = done.get(stage, {})
         e = last_epoch.get(stage, {})
         val = ", ".join(f"{key[4:]} {val:.4g}" for key, val in e.items() if key.startswith("val_"))
+        loss = f"{e['loss']:.4g}" if "loss" in e else "not recorded"
         w(f"| {stage} | {d.get('steps', '-')} | {(d.get('wallSeconds', 0) + d.get('encodeSeconds', 0)) / 60:.1f} | "
-          f"{e.get('loss', float('nan')):.4g} | {val or '-'} |")
+          f"{loss} | {val or 'not recorded'} |")
     w("")
     w("## Quality (measured with `bash train/evaluate_generator.sh`, i.e. brain-ldm running these bundles)")
     w("")
@@ -126,6 +140,11 @@ def main() -> int:
     w(f"Anatomy in detail: all labels {p['allLabelsPresent']:.1%}, ventricles inside the brain {p['ventriclesInsideBrain']:.1%}, "
       f"left of right {p['leftOfRight']:.1%}. Volume control, uncalibrated samples of the anatomy run: "
       + (f"Spearman {ev['volume']['spearman']:.3f}, median relative error {ev['volume']['medianRelativeError']:.1%}." if ev.get("volume") else "n/a."))
+    missing = Counter(l for r in ev.get("perSample", []) for l in r["anatomy"]["missingLabels"])
+    if missing:
+        w("")
+        w("Labels missing from generated masks (label: samples without it): "
+          + ", ".join(f"{label}: {n}" for label, n in missing.most_common()) + f" of {ev['samples']}.")
     w("")
     w("Calibration (stored in generator.json; requests in mL go through it):")
     w("")
@@ -147,7 +166,7 @@ def main() -> int:
     w(f".venv/bin/python train/train.py --config {args.config} --stage all --data DATA --out RUN")
     w(f".venv/bin/python train/export_generator.py --run RUN --out {args.generator} --verify")
     w(f"bash train/evaluate_generator.sh {args.generator} DATA EVAL")
-    w(f".venv/bin/python train/write_model_card.py --generator {args.generator} --run RUN --data DATA --eval EVAL --config {args.config}")
+    w(f".venv/bin/python train/write_model_card.py --generator {args.generator} --data DATA --eval EVAL --config {args.config}")
     w("```")
     text = "\n".join(lines) + "\n"
     out = args.generator / "MODEL_CARD.md"

@@ -118,6 +118,9 @@ def run_training_loop(ctx: RunContext, stage: str, net: torch.nn.Module, n_items
                 with torch.no_grad():
                     val = {f"val_{k}": v for k, v in validate(net).items()}
                 net.train()
+            # Kept in the checkpointed state so the stage's done.json (and the exported training.json, and so the
+            # model card) carries the final losses even when the run directory's log is gone.
+            state["last"] = {"epoch": state["epoch"] + 1, **{k: round(v, 6) for k, v in {**means, **val}.items()}}
             ctx.log.write("epoch", stage=stage, epoch=state["epoch"] + 1, batches=done_batches, step=state["step"],
                           **{k: round(v, 6) for k, v in {**means, **val}.items()},
                           epoch_s=round(state["epoch_s"], 2), s_per_step=round(state["epoch_s"] / done_batches, 4),
@@ -131,7 +134,8 @@ def run_training_loop(ctx: RunContext, stage: str, net: torch.nn.Module, n_items
     return {"steps": state["step"], "epochs": state["epoch"], "wallSeconds": round(state["elapsed_s"], 2),
             "truncated": truncated, "secondsPerStep": round(state["elapsed_s"] / max(state["step"], 1), 4),
             "cpuSeconds": round(state["cpu_s"], 2), "threads": torch.get_num_threads(),
-            "parameters": parameter_count(net), "batchSize": batch_size, "itemsPerEpoch": n_items}
+            "parameters": parameter_count(net), "batchSize": batch_size, "itemsPerEpoch": n_items,
+            "lastEpoch": state.get("last", {})}
 
 
 def _encode_all(encode: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]], n: int, batch: int):
