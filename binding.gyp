@@ -30,6 +30,7 @@
       "native/core/nets/diffusion_unet.cpp",
       "native/core/nets/network.cpp",
       "native/core/kernels/kernel_registry.cpp",
+      "native/core/kernels/bf16_pack.cpp",
       "native/core/kernels/kernels_scalar.cpp"
     ],
     "common_cflags": ["-std=c++17", "-O3", "-fexceptions", "-fPIC"]
@@ -53,11 +54,17 @@
       "cflags_cc": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq", "-mfma"]
     },
     {
+      "target_name": "bl_kernels_avx512_bf16",
+      "type": "static_library",
+      "sources": ["native/core/kernels/bf16_avx512.cpp"],
+      "cflags_cc": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq", "-mavx512bf16", "-mfma"]
+    },
+    {
       "target_name": "brain_ldm",
       "sources": ["<@(core_sources)", "native/napi/addon.cpp", "native/napi/tensor_arg.cpp", "native/napi/network_wrap.cpp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "BL_HAVE_X86_KERNELS"],
-      "dependencies": ["bl_kernels_avx2", "bl_kernels_avx512"],
+      "dependencies": ["bl_kernels_avx2", "bl_kernels_avx512", "bl_kernels_avx512_bf16"],
       "libraries": ["-pthread"]
     }
   ]

@@ -11,7 +11,7 @@ import { synthsegImagesCommand } from './cli/synthseg-images-command.js';
 import { prepareLabelsCommand } from './cli/prepare-labels-command.js';
 import { augmentLabelsCommand } from './cli/augment-labels-command.js';
 import { validateNetworkWeights } from './nets/network.js';
-import type { BackendRequest } from './backend/types.js';
+import type { BackendRequest, Precision } from './backend/types.js';
 
 const USAGE = `usage: brain-ldm <command> [options]
 
@@ -31,6 +31,7 @@ common options:
   --backend <name>   auto (default), native, wasm, wasm-simd-threads, wasm-simd, wasm-scalar
   --threads <n>      worker threads (default: one per core)
   --isa <name>       native kernels: auto, avx512, avx2, scalar
+  --precision <p>    fp32 (default) or bf16 (native with AVX512-BF16: bfloat16 convolution products, fp32 sums)
   --json             machine-readable output
   --version, --help`;
 
@@ -60,6 +61,7 @@ export async function main(argv: string[], print: (line: string) => void = conso
         backend: { type: 'string' },
         threads: { type: 'string' },
         isa: { type: 'string' },
+        precision: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
@@ -84,7 +86,8 @@ export async function main(argv: string[], print: (line: string) => void = conso
   try {
     switch (command) {
       case 'info':
-        return await infoCommand({ backend: values.backend as BackendRequest | undefined, threads, isa: values.isa, json: values.json }, print);
+        return await infoCommand({ backend: values.backend as BackendRequest | undefined, threads, isa: values.isa,
+          precision: values.precision as Precision | undefined, json: values.json }, print);
       default:
         console.error(`brain-ldm: unknown command '${command}'\n\n${USAGE}`);
         return 2;

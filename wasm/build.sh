@@ -24,6 +24,7 @@ core_sources=(
   "$root"/native/core/ops/*.cpp
   "$root"/native/core/nets/*.cpp
   "$root/native/core/kernels/kernel_registry.cpp"
+  "$root/native/core/kernels/bf16_pack.cpp"
   "$root/wasm/c_api.cpp"
 )
 

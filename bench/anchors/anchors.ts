@@ -97,6 +97,7 @@ const engines: Array<{ label: string; precision: string; cmd: string; args: (dir
   { label: 'pytorch bf16', precision: 'bf16', cmd: python, args: (_dir, name) => [join(here, 'networks.py'), 'run', work, name, '--precision', 'bf16', '--repeat', repeat, '--threads', threads] },
   { label: 'onnxruntime fp32', precision: 'fp32', cmd: process.execPath, args: (dir) => [...tsx, 'onnxruntime', dir, '--repeat', repeat, '--threads', threads] },
   { label: 'brain-ldm native fp32', precision: 'fp32', cmd: process.execPath, args: (dir) => [...tsx, 'brain-ldm', dir, '--repeat', repeat, '--threads', threads, '--backend', 'native'] },
+  { label: 'brain-ldm native bf16', precision: 'bf16', cmd: process.execPath, args: (dir) => [...tsx, 'brain-ldm', dir, '--repeat', repeat, '--threads', threads, '--backend', 'native', '--precision', 'bf16'] },
 ];
 if (values.wasm)
   engines.push({ label: 'brain-ldm wasm-simd-threads fp32', precision: 'fp32', cmd: process.execPath, args: (dir) => [...tsx, 'brain-ldm', dir, '--repeat', repeat, '--threads', threads, '--backend', 'wasm-simd-threads'] });
@@ -120,12 +121,14 @@ for (const name of networks) {
     console.error(`bench/anchors: ${name} ${e.label} ${rows.at(-1)!.error ? 'failed' : `${rows.at(-1)!.median_ms!.toFixed(1)} ms`}`);
   }
   const reference = join(dir, 'out_torch_fp32.safetensors');
-  const brain = rows.find((r) => r.label === 'brain-ldm native fp32' && !r.error);
+  // Each anchor against brain-ldm native at the anchor's own precision (PyTorch bf16 autocast vs brain-ldm bf16).
+  const brain = (precision: string) => rows.find((r) => r.label === `brain-ldm native ${precision}` && !r.error);
   for (const r of rows) {
     if (r.error) continue;
     r.pctPeak = (100 * r.gflops!) / peak;
     if (r.output && r.label !== 'pytorch fp32' && existsSync(reference)) r.relL2 = await relL2(join(dir, r.output), reference);
-    if (brain && !r.label.startsWith('brain-ldm')) r.ratio = r.median_ms! / brain.median_ms!;
+    const mine = brain(r.precision!);
+    if (mine && !r.label.startsWith('brain-ldm')) r.ratio = r.median_ms! / mine.median_ms!;
   }
   report.push({ meta, rows });
 }
@@ -135,7 +138,7 @@ const lines: string[] = [
   `machine: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores; node ${process.version}; ${date}`,
   `command: npm run bench:anchors -- ${process.argv.slice(2).join(' ')}`.trimEnd(),
   `threads ${threads}; median of ${repeat} forwards after one warm-up; measured fp32 FMA peak ${peak.toFixed(1)} GFLOP/s (native, ${threads} threads)`,
-  `FLOPs: convolutions and matrix products, 2 per multiply-add (torch.utils.flop_counter). ratio = anchor time / brain-ldm native fp32 time (> 1: brain-ldm faster).`,
+  `FLOPs: convolutions and matrix products, 2 per multiply-add (torch.utils.flop_counter). ratio = anchor time / brain-ldm native time at the anchor's precision (> 1: brain-ldm faster).`,
 ];
 for (const { meta, rows } of report) {
   lines.push('', `### ${meta.name}: ${meta.class}.${meta.entry}, ${(meta.parameters / 1e6).toFixed(1)}M parameters, ` +

@@ -3,7 +3,7 @@
  * same .pth PyTorch runs) or onnxruntime-node (the same network exported to ONNX by networks.py), on the inputs
  * PyTorch uses. One warm-up, then `--repeat` timed forwards; prints one JSON line and writes the output.
  *
- *   node --import=tsx bench/anchors/run-engine.ts brain-ldm   DIR/NAME --repeat 5 --threads 2 [--backend native]
+ *   node --import=tsx bench/anchors/run-engine.ts brain-ldm   DIR/NAME --repeat 5 --threads 2 [--backend native] [--precision bf16]
  *   node --import=tsx bench/anchors/run-engine.ts onnxruntime DIR/NAME --repeat 5 --threads 2
  */
 import { readFileSync } from 'node:fs';
@@ -29,12 +29,12 @@ async function readInputs(dir: string): Promise<Map<string, { shape: number[]; d
   return out;
 }
 
-async function brainLdm(dir: string, threads: number, backendName?: string): Promise<{ forward: Forward; label: string; close(): Promise<void> }> {
+async function brainLdm(dir: string, threads: number, backendName?: string, precision?: string): Promise<{ forward: Forward; label: string; close(): Promise<void> }> {
   const { loadBackend } = await import('../../ts/backend/select.js');
   const { loadNetwork } = await import('../../ts/nets/network.js');
   const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as Meta;
   const inputs = Object.fromEntries(await readInputs(dir));
-  const backend = await loadBackend({ backend: (backendName ?? 'native') as never, threads });
+  const backend = await loadBackend({ backend: (backendName ?? 'native') as never, threads, precision: precision as never });
   const { network } = await loadNetwork(backend, join(dir, 'bundle'));
   const info = backend.info();
   return {
@@ -70,7 +70,7 @@ async function onnxRuntime(dir: string, threads: number): Promise<{ forward: For
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { repeat: { type: 'string', default: '5' }, threads: { type: 'string', default: '2' }, backend: { type: 'string' } },
+  options: { repeat: { type: 'string', default: '5' }, threads: { type: 'string', default: '2' }, backend: { type: 'string' }, precision: { type: 'string', default: 'fp32' } },
 });
 const [engine, dir] = positionals;
 if (!['brain-ldm', 'onnxruntime'].includes(engine) || !dir) {
@@ -79,7 +79,7 @@ if (!['brain-ldm', 'onnxruntime'].includes(engine) || !dir) {
 }
 const threads = Number(values.threads);
 const repeat = Number(values.repeat);
-const e = engine === 'brain-ldm' ? await brainLdm(dir, threads, values.backend) : await onnxRuntime(dir, threads);
+const e = engine === 'brain-ldm' ? await brainLdm(dir, threads, values.backend, values.precision) : await onnxRuntime(dir, threads);
 let y = await e.forward();
 const times: number[] = [];
 for (let i = 0; i < repeat; i++) {
@@ -87,9 +87,9 @@ for (let i = 0; i < repeat; i++) {
   y = await e.forward();
   times.push(performance.now() - t0);
 }
-const outName = `out_${engine === 'brain-ldm' ? `brain-ldm_${values.backend ?? 'native'}` : 'onnxruntime'}.safetensors`;
+const outName = `out_${engine === 'brain-ldm' ? `brain-ldm_${values.backend ?? 'native'}_${values.precision}` : 'onnxruntime'}.safetensors`;
 const tensors = new Map<string, HostTensor>([['out', { dtype: 'F32', shape: y.shape, data: Float32Array.from(y.data) }]]);
 await writeSafetensors(join(dir, outName), tensors, { engine: e.label });
 await e.close();
-console.log(JSON.stringify({ engine: e.label, precision: 'fp32', threads, median_ms: median(times), times_ms: times,
+console.log(JSON.stringify({ engine: e.label, precision: engine === 'brain-ldm' ? values.precision : 'fp32', threads, median_ms: median(times), times_ms: times,
   peak_rss_mib: process.resourceUsage().maxRSS / 1024, output: outName }));

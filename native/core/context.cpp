@@ -12,8 +12,20 @@ Status Context::create(const ContextOptions& options, std::unique_ptr<Context>* 
   BL_RETURN_IF_ERROR(parse_isa(options.isa, &isa));
   if (options.threads < 0 || options.threads > 1024)
     return Status::range_error("threads must be between 0 (auto) and 1024, got " + std::to_string(options.threads));
+  const Bf16Kernels* bf16 = nullptr;
+  if (options.precision == "bf16") {
+    bf16 = bf16_kernels();
+    if (!bf16)
+      return Status::range_error("precision 'bf16' needs a CPU with AVX512-BF16 and a native build for x86-64; this "
+                                 "one has none (use precision 'fp32')");
+    if (isa != Isa::Avx512)
+      return Status::range_error(std::string("precision 'bf16' runs with isa 'avx512'; isa '") + isa_name(isa) +
+                                 "' was asked for");
+  } else if (options.precision != "fp32" && !options.precision.empty()) {
+    return Status::range_error("precision '" + options.precision + "' is unknown; expected fp32 or bf16");
+  }
   try {
-    out->reset(new Context(kernels_for(isa), options.threads));
+    out->reset(new Context(kernels_for(isa), bf16, options.threads));
   } catch (const std::exception& e) {
     return Status::runtime_error("could not start " + std::to_string(options.threads) + " threads: " + e.what());
   }

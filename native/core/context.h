@@ -7,6 +7,7 @@
 #include <string>
 
 #include "isa.h"
+#include "kernels/bf16.h"
 #include "kernels/kernels.h"
 #include "memory_plan.h"
 #include "status.h"
@@ -17,6 +18,7 @@ namespace bl {
 struct ContextOptions {
   int threads = 0;          // <= 0: one per available core
   std::string isa = "auto";  // auto, scalar, avx2, avx512, simd128
+  std::string precision = "fp32";  // fp32, or bf16: convolution products in bf16 with fp32 sums (AVX512-BF16)
 };
 
 class Context {
@@ -25,6 +27,9 @@ class Context {
 
   const KernelTable& kernels() const { return *kernels_; }
   Isa isa() const { return kernels_->isa; }
+  // The bf16 convolution kernels when this context runs at bf16 precision, else null (fp32 everywhere).
+  const Bf16Kernels* bf16() const { return bf16_; }
+  const char* precision() const { return bf16_ ? "bf16" : "fp32"; }
   ThreadPool& pool() { return pool_; }
   int threads() const { return pool_.size(); }
   Arena& scratch() { return scratch_; }
@@ -34,8 +39,10 @@ class Context {
   double probe_peak_gflops(double seconds_per_repeat, int repeats);
 
  private:
-  Context(const KernelTable* kernels, int threads) : kernels_(kernels), pool_(threads) {}
+  Context(const KernelTable* kernels, const Bf16Kernels* bf16, int threads)
+      : kernels_(kernels), bf16_(bf16), pool_(threads) {}
   const KernelTable* kernels_;
+  const Bf16Kernels* bf16_;
   ThreadPool pool_;
   Arena scratch_;
   std::mutex mutex_;

@@ -95,7 +95,7 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
                         InstanceMethod("dispose", &NativeContext::Dispose)});
   }
 
-  // new NativeContext({ threads?: number, isa?: string })
+  // new NativeContext({ threads?: number, isa?: string, precision?: 'fp32' | 'bf16' })
   explicit NativeContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeContext>(info) {
     Napi::Env env = info.Env();
     bl::ContextOptions opts;
@@ -108,6 +108,11 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
       if (o.Has("isa") && !o.Get("isa").IsUndefined()) {
         if (!o.Get("isa").IsString()) throw Napi::TypeError::New(env, "NativeContext: option 'isa' must be a string");
         opts.isa = o.Get("isa").As<Napi::String>().Utf8Value();
+      }
+      if (o.Has("precision") && !o.Get("precision").IsUndefined()) {
+        if (!o.Get("precision").IsString())
+          throw Napi::TypeError::New(env, "NativeContext: option 'precision' must be a string");
+        opts.precision = o.Get("precision").As<Napi::String>().Utf8Value();
       }
     }
     std::unique_ptr<bl::Context> ctx;
@@ -136,6 +141,7 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("isa", bl::isa_name(ctx->isa()));
     o.Set("threads", ctx->threads());
+    o.Set("precision", ctx->precision());
     o.Set("coreVersion", bl::core_version());
     o.Set("compiler", compiler_string());
     o.Set("convTile", ctx->kernels().conv_tile);
@@ -353,6 +359,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("supportedIsas", Napi::Function::New(env, SupportedIsas));
   exports.Set("networkWeightShapes", Napi::Function::New(env, bl_napi::network_weight_shapes));
   exports.Set("bestIsa", Napi::String::New(env, bl::isa_name(bl::best_isa())));
+  exports.Set("bf16Supported", Napi::Boolean::New(env, bl::bf16_kernels() != nullptr));
   exports.Set("coreVersion", Napi::String::New(env, bl::core_version()));
   return exports;
 }

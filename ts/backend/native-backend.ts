@@ -4,7 +4,7 @@ import { BaseTensor } from './base-tensor.js';
 import { checkHostData } from './validate.js';
 import { loadNativeAddon, type NativeAddon, type NativeContext, type RawTensor } from './native-binding.js';
 import type { NetworkWeight, RawNetwork } from './types.js';
-import { DTYPE_CODES, type BackendInfo, type DType } from './types.js';
+import { DTYPE_CODES, type BackendInfo, type DType, type Precision } from './types.js';
 
 export class NativeTensor extends BaseTensor {
   private storage: Float32Array | Uint16Array | null;
@@ -40,6 +40,7 @@ export class NativeTensor extends BaseTensor {
 export interface NativeBackendOptions {
   threads?: number;
   isa?: string;
+  precision?: Precision;
 }
 
 export class NativeBackend extends BackendBase<NativeTensor> {
@@ -53,12 +54,12 @@ export class NativeBackend extends BackendBase<NativeTensor> {
     const { addon, path } = loadNativeAddon();
     this.addon = addon;
     this.addonPath = path;
-    this.context = new addon.NativeContext({ threads: options.threads, isa: options.isa });
+    this.context = new addon.NativeContext({ threads: options.threads, isa: options.isa, precision: options.precision });
   }
 
   info(): BackendInfo {
     const i = this.context.info();
-    return { backend: 'native', isa: i.isa, threads: i.threads, coreVersion: i.coreVersion, compiler: i.compiler };
+    return { backend: 'native', isa: i.isa, threads: i.threads, precision: i.precision, coreVersion: i.coreVersion, compiler: i.compiler };
   }
 
   /** Scratch arena size and how often it was (re)allocated: constant once shapes repeat. */

@@ -17,6 +17,7 @@ export interface RawTensor {
 export interface NativeContextInfo {
   isa: string;
   threads: number;
+  precision: 'fp32' | 'bf16';
   coreVersion: string;
   compiler: string;
   convTile: number;
@@ -49,7 +50,7 @@ export interface NativeNetwork {
 }
 
 export interface NativeAddon {
-  NativeContext: new (options: { threads?: number; isa?: string }) => NativeContext;
+  NativeContext: new (options: { threads?: number; isa?: string; precision?: string }) => NativeContext;
   planMemory(buffers: readonly { bytes: number; firstUse: number; lastUse: number }[], alignment?: number): {
     offsets: number[];
     totalBytes: number;
@@ -57,6 +58,8 @@ export interface NativeAddon {
   supportedIsas(): string[];
   networkWeightShapes(specText: string): Array<[string, number[]]>;
   bestIsa: string;
+  /** Whether this addon and CPU can run precision 'bf16' (AVX512-BF16). */
+  bf16Supported: boolean;
   coreVersion: string;
 }
 

@@ -5,7 +5,7 @@
  */
 import { NativeBackend } from './native-backend.js';
 import { createWasmBackend } from './wasm-backend.js';
-import { AUTO_ORDER, type Backend, type BackendName, type BackendOptions, type BackendRequest } from './types.js';
+import { AUTO_ORDER, PRECISIONS, type Backend, type BackendName, type BackendOptions, type BackendRequest, type Precision } from './types.js';
 import { describe } from './validate.js';
 
 const REQUESTS: readonly BackendRequest[] = ['auto', 'wasm', ...AUTO_ORDER, 'cuda'];
@@ -18,7 +18,9 @@ export class BackendUnavailableError extends Error {
   }
 }
 
-function resolveOptions(options: BackendOptions): { request: BackendRequest; threads?: number; isa?: string } {
+interface ResolvedOptions { threads?: number; isa?: string; precision?: Precision }
+
+function resolveOptions(options: BackendOptions): ResolvedOptions & { request: BackendRequest } {
   const request = (options.backend ?? (process.env.BRAIN_LDM_BACKEND || 'auto')) as BackendRequest;
   if (!REQUESTS.includes(request))
     throw new RangeError(`backend '${String(request)}' is unknown; expected one of ${REQUESTS.join(', ')} (from ${options.backend !== undefined ? "option 'backend'" : 'BRAIN_LDM_BACKEND'})`);
@@ -31,17 +33,22 @@ function resolveOptions(options: BackendOptions): { request: BackendRequest; thr
   }
   const isa = options.isa ?? process.env.BRAIN_LDM_ISA;
   if (isa !== undefined && typeof isa !== 'string') throw new TypeError(`option 'isa' must be a string, got ${describe(isa)}`);
-  return { request, threads, isa };
+  const precision = (options.precision ?? (process.env.BRAIN_LDM_PRECISION || undefined)) as Precision | undefined;
+  if (precision !== undefined && !PRECISIONS.includes(precision))
+    throw new RangeError(`precision '${String(precision)}' is unknown; expected one of ${PRECISIONS.join(', ')} (from ${options.precision !== undefined ? "option 'precision'" : 'BRAIN_LDM_PRECISION'})`);
+  return { request, threads, isa, precision };
 }
 
 /** Creates one named backend or throws why it can't. */
-export async function createBackend(name: BackendName, options: { threads?: number; isa?: string } = {}): Promise<Backend> {
+export async function createBackend(name: BackendName, options: ResolvedOptions = {}): Promise<Backend> {
   switch (name) {
     case 'native':
-      return new NativeBackend({ threads: options.threads, isa: options.isa });
+      return new NativeBackend({ threads: options.threads, isa: options.isa, precision: options.precision });
     case 'wasm-simd-threads':
     case 'wasm-simd':
     case 'wasm-scalar':
+      if (options.precision === 'bf16')
+        throw new RangeError(`precision 'bf16' runs on the native backend (AVX512-BF16); '${name}' computes in fp32`);
       return createWasmBackend(name, { threads: options.threads });
     case 'cuda':
       throw new Error('the CUDA backend is not part of this build yet');
@@ -50,12 +57,12 @@ export async function createBackend(name: BackendName, options: { threads?: numb
 
 /** Loads the requested backend (see BackendOptions); `auto` and `wasm` fall back in order. */
 export async function loadBackend(options: BackendOptions = {}): Promise<Backend> {
-  const { request, threads, isa } = resolveOptions(options);
+  const { request, ...resolved } = resolveOptions(options);
   const order: readonly BackendName[] = request === 'auto' ? AUTO_ORDER : request === 'wasm' ? WASM_ORDER : [request];
   const reasons = new Map<BackendName, string>();
   for (const name of order) {
     try {
-      return await createBackend(name, { threads, isa });
+      return await createBackend(name, resolved);
     } catch (e) {
       // A bad option value is the caller's error, not a reason to fall back.
       if (e instanceof RangeError || e instanceof TypeError) throw e;

@@ -1,5 +1,5 @@
 /** Argument checks shared by the commands: each failure is a UsageError (exit code 2) naming the option. */
-import type { BackendOptions, BackendRequest } from '../backend/types.js';
+import { PRECISIONS, type BackendOptions, type BackendRequest, type Precision } from '../backend/types.js';
 
 export class UsageError extends Error {}
 
@@ -38,17 +38,24 @@ export function integerOption(name: string, text: string | undefined, min = Numb
 export const positiveInt = (name: string, text: string | undefined) => numberOption(name, text, (v) => Number.isSafeInteger(v) && v >= 1, 'a positive integer');
 export const nonNegativeInt = (name: string, text: string | undefined) => numberOption(name, text, (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
 
-/** --backend / --threads / --isa as loadBackend options. */
-export function backendOptions(values: { backend?: string; threads?: string; isa?: string }): BackendOptions {
-  return { backend: values.backend as BackendRequest | undefined, threads: positiveInt('threads', values.threads), isa: values.isa };
+/** --backend / --threads / --isa / --precision as loadBackend options. */
+export function backendOptions(values: { backend?: string; threads?: string; isa?: string; precision?: string }): BackendOptions {
+  if (values.precision !== undefined && !(PRECISIONS as readonly string[]).includes(values.precision))
+    throw new UsageError(`--precision must be one of ${PRECISIONS.join(', ')}, got '${values.precision}'`);
+  return {
+    backend: values.backend as BackendRequest | undefined, threads: positiveInt('threads', values.threads), isa: values.isa,
+    precision: values.precision as Precision | undefined,
+  };
 }
 
 export const BACKEND_OPTIONS = {
   backend: { type: 'string' },
   threads: { type: 'string' },
   isa: { type: 'string' },
+  precision: { type: 'string' },
 } as const;
 
 export const BACKEND_USAGE = `  --backend <name>     auto (default), native, wasm, wasm-simd-threads, wasm-simd, wasm-scalar
   --threads <n>        worker threads (default: one per core)
-  --isa <name>         native kernels: auto, avx512, avx2, scalar`;
+  --isa <name>         native kernels: auto, avx512, avx2, scalar
+  --precision <p>      fp32 (default) or bf16: bfloat16 convolution products, fp32 sums (native, AVX512-BF16)`;

@@ -1,12 +1,13 @@
 /** `brain-ldm info`: which backend runs, with which ISA, threads and versions, and why others don't load. */
 import { readFileSync } from 'node:fs';
 import { loadBackend, probeBackends } from '../backend/select.js';
-import type { BackendRequest } from '../backend/types.js';
+import type { BackendRequest, Precision } from '../backend/types.js';
 
 export interface InfoOptions {
   backend?: BackendRequest;
   threads?: number;
   isa?: string;
+  precision?: Precision;
   json?: boolean;
 }
 
@@ -16,7 +17,7 @@ export function packageVersion(): string {
 }
 
 export async function infoCommand(options: InfoOptions, print: (line: string) => void): Promise<number> {
-  const backend = await loadBackend({ backend: options.backend, threads: options.threads, isa: options.isa });
+  const backend = await loadBackend({ backend: options.backend, threads: options.threads, isa: options.isa, precision: options.precision });
   const selected = backend.info();
   await backend.dispose();
   const all = await probeBackends({ threads: options.threads });
@@ -42,6 +43,7 @@ export async function infoCommand(options: InfoOptions, print: (line: string) =>
   print(`backend: ${selected.backend}`);
   print(`isa: ${selected.isa}`);
   print(`threads: ${selected.threads}`);
+  print(`precision: ${selected.precision}`);
   print(`core: ${selected.coreVersion} (${selected.compiler})`);
   print('available backends:');
   for (const r of rows)

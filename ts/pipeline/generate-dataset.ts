@@ -255,6 +255,9 @@ export async function* generateDataset(options: GenerateDatasetOptions): AsyncGe
         generator: generatorFingerprint(generator),
         count: options.count, seed: options.seed, volume: volumeRequestJson(options.volume), guidanceScale, solver, steps,
         calibration: cal ? cal.points : null, nnunet: options.nnunet ?? null, png: options.png ?? false,
+        // bf16 samples differ from fp32 ones by ~1e-2: one folder holds one precision. Only named when bf16,
+        // so folders written before the option existed still resume.
+        ...(backend.info().precision === 'bf16' ? { precision: 'bf16' } : {}),
       });
       finished = await readManifestRecords(out, ownManifest);
       if (options.png) await mkdir(join(out, 'png'), { recursive: true });

@@ -1,5 +1,8 @@
 #include "kernels.h"
 
+#include "../isa.h"
+#include "bf16.h"
+
 namespace bl {
 
 const KernelTable* kernels_for(Isa isa) {
@@ -15,6 +18,19 @@ const KernelTable* kernels_for(Isa isa) {
 #endif
     default: return nullptr;
   }
+}
+
+#if defined(BL_HAVE_X86_KERNELS)
+const Bf16Kernels* bf16_kernels_avx512();
+#endif
+
+const Bf16Kernels* bf16_kernels() {
+#if defined(BL_HAVE_X86_KERNELS)
+  static const bool have = isa_supported(Isa::Avx512) && __builtin_cpu_supports("avx512bf16");
+  return have ? bf16_kernels_avx512() : nullptr;
+#else
+  return nullptr;
+#endif
 }
 
 }  // namespace bl

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../kernels/bf16.h"
 #include "../ops.h"
 #include "conv3d_winograd.h"
 
@@ -171,12 +172,28 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
   int64_t furthest = (g.cin - 1) * g.ci_stride + max_tap + (g.od - 1) * g.hq * g.wq + tiles * tile;
   int64_t xq_floats = std::max(g.cin * g.ci_stride, furthest) + 16;
   int64_t wp_floats = co_blocks * g.cin * taps * co_block;
-  float* scratch = static_cast<float*>(ctx.scratch().reserve(sizeof(float) * (xq_floats + wp_floats)));
+  // bf16 precision: the same packed input and weights, rounded and with input channels in pairs
+  // (kernels/bf16.h); an odd channel count gets a zero partner.
+  const Bf16Kernels* bf = ctx.bf16();
+  if (bf && (bf->conv_co_block != co_block || bf->conv_tile != tile)) bf = nullptr;
+  const int64_t pairs = (g.cin + 1) / 2;
+  const int64_t xq2_halves = bf ? 2 * (std::max(pairs * g.ci_stride, furthest) + 16) : 0;
+  const int64_t w2_halves = bf ? co_blocks * pairs * taps * co_block * 2 : 0;
+  const int64_t halves_as_floats = (xq2_halves + w2_halves + 1) / 2;
+  float* scratch = static_cast<float*>(ctx.scratch().reserve(sizeof(float) * (xq_floats + wp_floats + halves_as_floats)));
   float* xq = scratch;
   float* wp = scratch + xq_floats;
+  uint16_t* xq2 = reinterpret_cast<uint16_t*>(wp + wp_floats);
+  uint16_t* w2 = xq2 + xq2_halves;
   std::memset(xq + g.cin * g.ci_stride, 0, sizeof(float) * (xq_floats - g.cin * g.ci_stride));
 
   pack_weight(g, weight.f32(), co_block, wp);
+  if (bf) {
+    std::memset(xq2 + 2 * pairs * g.ci_stride, 0, sizeof(uint16_t) * (xq2_halves - 2 * pairs * g.ci_stride));
+    ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) {
+      pack_bf16_weight_pairs(wp, g.cin, taps, co_block, w2, b0, b1);
+    });
+  }
   const float* bias_data = bias ? bias->f32() : nullptr;
   const int64_t out_spatial = g.od * g.oh * g.ow;
 
@@ -187,13 +204,18 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
   // convolution is not split: its output is much larger than its weights, and re-reading the
   // output per block costs more than streaming the weights.
   const int64_t weight_bytes_per_ci = co_blocks * co_block * taps * static_cast<int64_t>(sizeof(float));
-  const int64_t ci_block = taps == 1 ? g.cin
+  int64_t ci_block = taps == 1 ? g.cin
       : std::min<int64_t>(g.cin, std::max<int64_t>(16, (int64_t(1) << 20) / weight_bytes_per_ci));
+  if (bf && ci_block % 2 && ci_block < g.cin) ++ci_block;  // blocks start on a channel pair
 
   for (int64_t n = 0; n < g.n; ++n) {
     const float* xn = x.f32() + n * g.cin * g.d * g.h * g.w;
     float* yn = y.f32() + n * g.cout * out_spatial;
     ctx.pool().parallel_for(g.cin, [&](int64_t c0, int64_t c1, int) { pack_input(g, xn, xq, c0, c1); });
+    if (bf)
+      ctx.pool().parallel_for(pairs, [&](int64_t p0, int64_t p1, int) {
+        pack_bf16_pairs(xq, g.cin, g.ci_stride, g.ci_stride, xq2, p0, p1);
+      });
     for (int64_t ci0 = 0; ci0 < g.cin; ci0 += ci_block) {
       const int64_t cin_here = std::min(ci_block, g.cin - ci0);
       const bool first = ci0 == 0;
@@ -212,9 +234,14 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
           int64_t cb = (item / group) % co_blocks;
           int64_t z = item / (group * co_blocks * groups);
           int64_t p0 = t * tile;
-          k.conv_tile_fn(xq + ci0 * g.ci_stride + z * g.hq * g.wq + p0,
-                         wp + (cb * g.cin + ci0) * taps * co_block, tap_off.data(), static_cast<int>(taps),
-                         static_cast<int>(cin_here), g.ci_stride, acc);
+          if (bf)
+            bf->conv_tile_fn(xq2 + 2 * ((ci0 / 2) * g.ci_stride + z * g.hq * g.wq + p0),
+                          w2 + 2 * (cb * pairs + ci0 / 2) * taps * co_block, tap_off.data(), static_cast<int>(taps),
+                          static_cast<int>((cin_here + 1) / 2), g.ci_stride, acc);
+          else
+            k.conv_tile_fn(xq + ci0 * g.ci_stride + z * g.hq * g.wq + p0,
+                           wp + (cb * g.cin + ci0) * taps * co_block, tap_off.data(), static_cast<int>(taps),
+                           static_cast<int>(cin_here), g.ci_stride, acc);
           int64_t lanes = std::min<int64_t>(tile, plane - p0);
           for (int c = 0; c < co_block; ++c) {
             int64_t co = cb * co_block + c;

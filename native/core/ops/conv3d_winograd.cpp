@@ -12,6 +12,8 @@
 // one dimension at a time on rows of tiles, so the inner loops are long contiguous vectors.
 #include "conv3d_winograd.h"
 
+#include "../kernels/bf16.h"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -267,13 +269,26 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
   const int64_t v_floats = round_up(kPoints * g.cin * lanes, 16);
   const int64_t m_floats = round_up(kPoints * g.cout * lanes, 16);
   const int64_t thread_floats = round_up(std::max<int64_t>(isc.floats(g), 56 * kOutChunk), 16);
-  float* u = static_cast<float*>(
-      ctx.scratch().reserve(sizeof(float) * (u_floats + v_floats + m_floats + thread_floats * threads)));
+  // bf16 precision: the products at each point run on the bf16 tile, from U and V rounded to bf16 with
+  // input channels in pairs (kernels/bf16.h); the transforms and M stay fp32.
+  const Bf16Kernels* bf = ctx.bf16();
+  if (bf && (bf->conv_co_block != co_block || bf->conv_tile != tb)) bf = nullptr;
+  const int64_t pairs = (g.cin + 1) / 2;
+  const int64_t u2_floats = bf ? round_up(kPoints * co_blocks * co_block * pairs, 16) : 0;  // 2 halves = 1 float
+  const int64_t v2_floats = bf ? round_up(kPoints * pairs * lanes, 16) : 0;
+  float* u = static_cast<float*>(ctx.scratch().reserve(
+      sizeof(float) * (u_floats + v_floats + m_floats + thread_floats * threads + u2_floats + v2_floats)));
   float* v = u + u_floats;
   float* m = v + v_floats;
   float* per_thread = m + m_floats;
+  uint16_t* u2 = reinterpret_cast<uint16_t*>(per_thread + thread_floats * threads);
+  uint16_t* v2 = u2 + 2 * u2_floats;
 
   ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) { transform_weights(g, weight.f32(), co_block, b0, b1, u); });
+  if (bf)
+    ctx.pool().parallel_for(kPoints * co_blocks, [&](int64_t b0, int64_t b1, int) {
+      pack_bf16_weight_pairs(u, g.cin, 1, co_block, u2, b0, b1);
+    });
 
   const float* bias_data = bias ? bias->f32() : nullptr;
   const int64_t tile_blocks = lanes / tb;
@@ -294,6 +309,13 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
           for (int pt = 0; pt < kPoints; ++pt) std::memset(v + (pt * g.cin + ci) * lanes + used, 0, sizeof(float) * (lanes - used));
       }
     });
+    if (bf)
+      ctx.pool().parallel_for(kPoints * pairs, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t pt = i / pairs, pr = i % pairs;
+          pack_bf16_pairs(v + pt * g.cin * lanes, g.cin, lanes, lanes, v2 + 2 * pt * pairs * lanes, pr, pr + 1);
+        }
+      });
     const int64_t items = kPoints * chunks * tile_blocks * chunk;
     ctx.pool().parallel_for(items, [&](int64_t begin, int64_t end, int) {
       alignas(64) float acc[16 * 64];
@@ -302,8 +324,12 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
         if (cb >= co_blocks) continue;
         const int64_t pt = item / (chunks * tile_blocks * chunk);
         const int64_t t = (item / chunk) % tile_blocks;
-        k.conv_tile_fn(v + pt * g.cin * lanes + t * tb, u + (pt * co_blocks + cb) * g.cin * co_block, &tap0, 1,
-                       static_cast<int>(g.cin), lanes, acc);
+        if (bf)
+          bf->conv_tile_fn(v2 + 2 * (pt * pairs * lanes + t * tb), u2 + 2 * (pt * co_blocks + cb) * pairs * co_block, &tap0,
+                        1, static_cast<int>(pairs), lanes, acc);
+        else
+          k.conv_tile_fn(v + pt * g.cin * lanes + t * tb, u + (pt * co_blocks + cb) * g.cin * co_block, &tap0, 1,
+                         static_cast<int>(g.cin), lanes, acc);
         for (int c = 0; c < co_block; ++c) {
           const int64_t co = cb * co_block + c;
           if (co >= g.cout) break;

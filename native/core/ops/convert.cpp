@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "../kernels/bf16.h"
 #include "../ops.h"
 
 namespace bl {
@@ -51,11 +52,7 @@ inline uint16_t f32_to_f16(float f) {
 
 inline float bf16_to_f32(uint16_t h) { return float_of(uint32_t(h) << 16); }
 
-inline uint16_t f32_to_bf16(float f) {
-  const uint32_t x = bits_of(f);
-  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0u;
-  return static_cast<uint16_t>((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
-}
+// f32_to_bf16: kernels/bf16.h (the same rounding feeds the bf16 convolutions).
 
 inline float load_as_f32(const void* p, DType t, int64_t i) {
   switch (t) {
