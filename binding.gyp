@@ -60,11 +60,17 @@
       "cflags_cc": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq", "-mavx512bf16", "-mfma"]
     },
     {
+      "target_name": "bl_kernels_amx",
+      "type": "static_library",
+      "sources": ["native/core/kernels/bf16_amx.cpp"],
+      "cflags_cc": ["-mamx-tile", "-mamx-bf16"]
+    },
+    {
       "target_name": "brain_ldm",
       "sources": ["<@(core_sources)", "native/napi/addon.cpp", "native/napi/tensor_arg.cpp", "native/napi/network_wrap.cpp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "BL_HAVE_X86_KERNELS"],
-      "dependencies": ["bl_kernels_avx2", "bl_kernels_avx512", "bl_kernels_avx512_bf16"],
+      "dependencies": ["bl_kernels_avx2", "bl_kernels_avx512", "bl_kernels_avx512_bf16", "bl_kernels_amx"],
       "libraries": ["-pthread"]
     }
   ]

@@ -4,13 +4,13 @@
  * counts the direct algorithm's 2 * Cin * Cout * 27 flops per output voxel for both, so it is
  * "effective" throughput: Winograd above the FMA peak is expected.
  *
- *   node --import=tsx bench/conv3d-algorithms.bench.ts [--threads 2] [--repeat 5] [--isa avx2] [--only 256x256@24x32x24]
+ *   node --import=tsx bench/conv3d-algorithms.bench.ts [--threads 2] [--repeat 5] [--isa avx2] [--precision bf16] [--only 256->256@24x32x24]
  */
 import { parseArgs } from 'node:util';
 import { createBackend } from '../ts/backend/select.js';
 
 const { values } = parseArgs({
-  options: { threads: { type: 'string' }, repeat: { type: 'string' }, isa: { type: 'string' }, only: { type: 'string' }, batch: { type: 'string' } },
+  options: { threads: { type: 'string' }, repeat: { type: 'string' }, isa: { type: 'string' }, only: { type: 'string' }, batch: { type: 'string' }, precision: { type: 'string' } },
 });
 const threads = Number(values.threads ?? 2);
 const repeat = Number(values.repeat ?? 5);
@@ -40,8 +40,8 @@ function data(n: number, seed: number): Float32Array {
   return a;
 }
 
-const backend = await createBackend('native', { threads, isa: values.isa });
-console.log(`native ${backend.info().isa}, ${backend.info().threads} threads, batch ${batch}, median of ${repeat}`);
+const backend = await createBackend('native', { threads, isa: values.isa, precision: values.precision as 'fp32' | 'bf16' | undefined });
+console.log(`native ${backend.info().isa} ${backend.info().precision}, ${backend.info().threads} threads, batch ${batch}, median of ${repeat}`);
 console.log('| layer | direct ms | winograd ms | speed-up | direct GFLOP/s | winograd eff. GFLOP/s | rel L2 |');
 console.log('|---|---|---|---|---|---|---|');
 for (const [cin, cout, d, h, w] of shapes) {

@@ -360,6 +360,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("networkWeightShapes", Napi::Function::New(env, bl_napi::network_weight_shapes));
   exports.Set("bestIsa", Napi::String::New(env, bl::isa_name(bl::best_isa())));
   exports.Set("bf16Supported", Napi::Boolean::New(env, bl::bf16_kernels() != nullptr));
+  exports.Set("bf16Kernels", Napi::String::New(env, bl::bf16_kernels() ? bl::bf16_kernels()->name : ""));
   exports.Set("coreVersion", Napi::String::New(env, bl::core_version()));
   return exports;
 }

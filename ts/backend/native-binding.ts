@@ -60,6 +60,8 @@ export interface NativeAddon {
   bestIsa: string;
   /** Whether this addon and CPU can run precision 'bf16' (AVX512-BF16). */
   bf16Supported: boolean;
+  /** The kernels precision 'bf16' runs on: 'amx-bf16' (AMX tiles), 'avx512-bf16' (dot products), or '' (none). */
+  bf16Kernels: string;
   coreVersion: string;
 }
 

@@ -36,7 +36,11 @@ void conv_tile_bf16(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_o
     for (int v = 0; v < kNv; ++v) _mm512_storeu_ps(acc + c * kNv * 16 + v * 16, a[c][v]);
 }
 
-const Bf16Kernels kAvx512Bf16 = {"avx512-bf16", kCo, kNv * 16, conv_tile_bf16};
+void pack_weights(const float* w, int64_t cout, int64_t cin, int64_t taps, uint16_t* w2, int64_t b0, int64_t b1) {
+  pack_bf16_weights_pairs_raw(w, cout, cin, taps, kCo, w2, b0, b1);
+}
+
+const Bf16Kernels kAvx512Bf16 = {"avx512-bf16", kCo, kNv * 16, 1, false, pack_weights, conv_tile_bf16};
 
 }  // namespace
 

@@ -59,30 +59,68 @@ ConvGeometry geometry(const Tensor& x, const Tensor& wt, const Conv3dParams& p) 
   return g;
 }
 
+// One channel's zero-padded, phase-split copy: element i of the packed plane goes to dst[kStep * i]
+// (kStep 2 interleaves the two channels of a bf16 pair), converted by `convert`. dst is zeroed by the caller.
+template <int kStep, typename T, typename Convert>
+void scatter_channel(const ConvGeometry& g, const float* src, T* dst, Convert convert) {
+  for (int64_t z = 0; z < g.d; ++z) {
+    int64_t pz = z + g.pd;
+    for (int64_t y = 0; y < g.h; ++y) {
+      int64_t py = y + g.ph;
+      const float* row = src + (z * g.h + y) * g.w;
+      if (g.sw == 1) {
+        int64_t phase = (pz % g.sd) * g.sh + py % g.sh;
+        T* out = dst + kStep * (phase * g.phase_size + ((pz / g.sd) * g.hq + py / g.sh) * g.wq + g.pw);
+        for (int64_t xx = 0; xx < g.w; ++xx) out[kStep * xx] = convert(row[xx]);
+      } else {
+        for (int64_t xx = 0; xx < g.w; ++xx) {
+          int64_t px = xx + g.pw;
+          int64_t phase = ((pz % g.sd) * g.sh + py % g.sh) * g.sw + px % g.sw;
+          dst[kStep * (phase * g.phase_size + ((pz / g.sd) * g.hq + py / g.sh) * g.wq + px / g.sw)] = convert(row[xx]);
+        }
+      }
+    }
+  }
+}
+
 // Zero-padded, phase-split copy of one batch element's channels [c0, c1).
 void pack_input(const ConvGeometry& g, const float* x, float* xq, int64_t c0, int64_t c1) {
   for (int64_t c = c0; c < c1; ++c) {
     float* dst = xq + c * g.ci_stride;
     std::memset(dst, 0, sizeof(float) * g.ci_stride);
-    const float* src = x + c * g.d * g.h * g.w;
-    for (int64_t z = 0; z < g.d; ++z) {
-      int64_t pz = z + g.pd;
-      for (int64_t y = 0; y < g.h; ++y) {
-        int64_t py = y + g.ph;
-        const float* row = src + (z * g.h + y) * g.w;
-        if (g.sw == 1) {
-          int64_t phase = (pz % g.sd) * g.sh + py % g.sh;
-          float* out = dst + phase * g.phase_size + ((pz / g.sd) * g.hq + py / g.sh) * g.wq + g.pw;
-          std::memcpy(out, row, sizeof(float) * g.w);
-        } else {
-          for (int64_t xx = 0; xx < g.w; ++xx) {
-            int64_t px = xx + g.pw;
-            int64_t phase = ((pz % g.sd) * g.sh + py % g.sh) * g.sw + px % g.sw;
-            dst[phase * g.phase_size + ((pz / g.sd) * g.hq + py / g.sh) * g.wq + px / g.sw] = row[xx];
-          }
-        }
-      }
-    }
+    scatter_channel<1>(g, x + c * g.d * g.h * g.w, dst, [](float v) { return v; });
+  }
+}
+
+// The same copy in bf16 with channels in pairs (kernels/bf16.h), channel pairs [p0, p1); an odd last channel
+// is paired with zeros.
+void pack_input_bf16_pairs(const ConvGeometry& g, const float* x, uint16_t* xq2, int64_t p0, int64_t p1) {
+  for (int64_t pr = p0; pr < p1; ++pr) {
+    uint16_t* dst = xq2 + 2 * pr * g.ci_stride;
+    std::memset(dst, 0, sizeof(uint16_t) * 2 * g.ci_stride);
+    for (int64_t c = 2 * pr; c < std::min(g.cin, 2 * pr + 2); ++c)
+      scatter_channel<2>(g, x + c * g.d * g.h * g.w, dst + (c - 2 * pr), f32_to_bf16);
+  }
+}
+
+// Output channel `a` of one tile (lanes positions from flat p0 of a depth slice) into y's slice `out`: the
+// margin lanes (ow >= OW) are dropped, each row's run copied whole; `first` writes with the bias, later input
+// channel blocks add their partial sums.
+void write_tile_channel(const ConvGeometry& g, const float* a, int64_t p0, int64_t lanes, float bias, bool first,
+                        float* out) {
+  int64_t oh = p0 / g.wq, ow = p0 % g.wq;
+  for (int64_t l = 0; l < lanes;) {
+    const int64_t run = std::min(lanes - l, g.wq - ow);
+    const int64_t valid = std::max<int64_t>(0, std::min(run, g.ow - ow));
+    float* o = out + oh * g.ow + ow;
+    const float* src = a + l;
+    if (first)
+      for (int64_t i = 0; i < valid; ++i) o[i] = src[i] + bias;
+    else
+      for (int64_t i = 0; i < valid; ++i) o[i] += src[i];
+    l += run;
+    ow += run;
+    if (ow == g.wq) { ow = 0; ++oh; }
   }
 }
 
@@ -141,15 +179,18 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
     return Status::range_error("conv3d: algorithm 'winograd' needs a 3x3x3 kernel with stride 1, got kernel " +
                                weight.shape_string() + " and stride (" + std::to_string(p.stride[0]) + ", " +
                                std::to_string(p.stride[1]) + ", " + std::to_string(p.stride[2]) + ")");
+  // bf16 precision: the input and weights rounded, input channels in pairs (kernels/bf16.h), on the bf16
+  // kernels' own tile; an odd channel count gets a zero partner.
+  const Bf16Kernels* bf = ctx.bf16();
   if (p.algorithm == Conv3dAlgorithm::Winograd ||
       (p.algorithm == Conv3dAlgorithm::Auto && winograd_applies(weight, p) &&
-       winograd_pays(weight.shape[1], weight.shape[0])))
+       winograd_pays(weight.shape[1], weight.shape[0]) && !(bf && bf->prefers_direct)))
     return conv3d_winograd(ctx, x, weight, bias, p, y);
 
   const KernelTable& k = ctx.kernels();
   const ConvGeometry g = geometry(x, weight, p);
-  const int co_block = k.conv_co_block;
-  const int tile = k.conv_tile;
+  const int co_block = bf ? bf->conv_co_block : k.conv_co_block;
+  const int tile = bf ? bf->conv_tile : k.conv_tile;
   const int64_t taps = g.kd * g.kh * g.kw;
   const int64_t co_blocks = (g.cout + co_block - 1) / co_block;
   const int64_t plane = g.oh * g.wq;  // flat positions per output depth slice, margin included
@@ -169,30 +210,30 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
     return Status::range_error("conv3d: input " + x.shape_string() + " is too large for one call (over 2^31 padded elements per batch item)");
 
   // Margin lanes of the last tiles read past the packed input: size the buffer for the furthest read.
-  int64_t furthest = (g.cin - 1) * g.ci_stride + max_tap + (g.od - 1) * g.hq * g.wq + tiles * tile;
-  int64_t xq_floats = std::max(g.cin * g.ci_stride, furthest) + 16;
-  int64_t wp_floats = co_blocks * g.cin * taps * co_block;
-  // bf16 precision: the same packed input and weights, rounded and with input channels in pairs
-  // (kernels/bf16.h); an odd channel count gets a zero partner.
-  const Bf16Kernels* bf = ctx.bf16();
-  if (bf && (bf->conv_co_block != co_block || bf->conv_tile != tile)) bf = nullptr;
   const int64_t pairs = (g.cin + 1) / 2;
-  const int64_t xq2_halves = bf ? 2 * (std::max(pairs * g.ci_stride, furthest) + 16) : 0;
-  const int64_t w2_halves = bf ? co_blocks * pairs * taps * co_block * 2 : 0;
+  const int64_t pair_multiple = bf ? bf->pair_multiple : 1;
+  const int64_t padded_pairs = (pairs + pair_multiple - 1) / pair_multiple * pair_multiple;
+  const int64_t reach = max_tap + (g.od - 1) * g.hq * g.wq + tiles * tile;
+  int64_t furthest = (g.cin - 1) * g.ci_stride + reach;
+  int64_t xq_floats = bf ? 0 : std::max(g.cin * g.ci_stride, furthest) + 16;
+  int64_t wp_floats = bf ? 0 : co_blocks * g.cin * taps * co_block;
+  const int64_t xq2_halves = bf ? 2 * ((padded_pairs - 1) * g.ci_stride + std::max(g.ci_stride, reach) + 16) : 0;
+  const int64_t w2_halves = bf ? co_blocks * padded_pairs * taps * co_block * 2 : 0;
   const int64_t halves_as_floats = (xq2_halves + w2_halves + 1) / 2;
   float* scratch = static_cast<float*>(ctx.scratch().reserve(sizeof(float) * (xq_floats + wp_floats + halves_as_floats)));
   float* xq = scratch;
   float* wp = scratch + xq_floats;
   uint16_t* xq2 = reinterpret_cast<uint16_t*>(wp + wp_floats);
   uint16_t* w2 = xq2 + xq2_halves;
-  std::memset(xq + g.cin * g.ci_stride, 0, sizeof(float) * (xq_floats - g.cin * g.ci_stride));
+  if (!bf) std::memset(xq + g.cin * g.ci_stride, 0, sizeof(float) * (xq_floats - g.cin * g.ci_stride));
 
-  pack_weight(g, weight.f32(), co_block, wp);
   if (bf) {
     std::memset(xq2 + 2 * pairs * g.ci_stride, 0, sizeof(uint16_t) * (xq2_halves - 2 * pairs * g.ci_stride));
     ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) {
-      pack_bf16_weight_pairs(wp, g.cin, taps, co_block, w2, b0, b1);
+      bf->pack_weights(weight.f32(), g.cout, g.cin, taps, w2, b0, b1);
     });
+  } else {
+    pack_weight(g, weight.f32(), co_block, wp);
   }
   const float* bias_data = bias ? bias->f32() : nullptr;
   const int64_t out_spatial = g.od * g.oh * g.ow;
@@ -206,16 +247,16 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
   const int64_t weight_bytes_per_ci = co_blocks * co_block * taps * static_cast<int64_t>(sizeof(float));
   int64_t ci_block = taps == 1 ? g.cin
       : std::min<int64_t>(g.cin, std::max<int64_t>(16, (int64_t(1) << 20) / weight_bytes_per_ci));
-  if (bf && ci_block % 2 && ci_block < g.cin) ++ci_block;  // blocks start on a channel pair
+  // bf16: blocks start on a K step of the bf16 kernel (a channel pair, or 16 pairs for AMX).
+  if (bf && ci_block < g.cin) ci_block = std::min(g.cin, (ci_block + 2 * pair_multiple - 1) / (2 * pair_multiple) * (2 * pair_multiple));
 
   for (int64_t n = 0; n < g.n; ++n) {
     const float* xn = x.f32() + n * g.cin * g.d * g.h * g.w;
     float* yn = y.f32() + n * g.cout * out_spatial;
-    ctx.pool().parallel_for(g.cin, [&](int64_t c0, int64_t c1, int) { pack_input(g, xn, xq, c0, c1); });
     if (bf)
-      ctx.pool().parallel_for(pairs, [&](int64_t p0, int64_t p1, int) {
-        pack_bf16_pairs(xq, g.cin, g.ci_stride, g.ci_stride, xq2, p0, p1);
-      });
+      ctx.pool().parallel_for(pairs, [&](int64_t p0, int64_t p1, int) { pack_input_bf16_pairs(g, xn, xq2, p0, p1); });
+    else
+      ctx.pool().parallel_for(g.cin, [&](int64_t c0, int64_t c1, int) { pack_input(g, xn, xq, c0, c1); });
     for (int64_t ci0 = 0; ci0 < g.cin; ci0 += ci_block) {
       const int64_t cin_here = std::min(ci_block, g.cin - ci0);
       const bool first = ci0 == 0;
@@ -236,8 +277,11 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
           int64_t p0 = t * tile;
           if (bf)
             bf->conv_tile_fn(xq2 + 2 * ((ci0 / 2) * g.ci_stride + z * g.hq * g.wq + p0),
-                          w2 + 2 * (cb * pairs + ci0 / 2) * taps * co_block, tap_off.data(), static_cast<int>(taps),
-                          static_cast<int>((cin_here + 1) / 2), g.ci_stride, acc);
+                          w2 + 2 * (cb * padded_pairs + ci0 / 2) * taps * co_block, tap_off.data(),
+                          static_cast<int>(taps),
+                          static_cast<int>(std::min(padded_pairs - ci0 / 2, (cin_here + 2 * pair_multiple - 1) /
+                                                    (2 * pair_multiple) * pair_multiple)),
+                          g.ci_stride, acc);
           else
             k.conv_tile_fn(xq + ci0 * g.ci_stride + z * g.hq * g.wq + p0,
                            wp + (cb * g.cin + ci0) * taps * co_block, tap_off.data(), static_cast<int>(taps),
@@ -246,21 +290,8 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
           for (int c = 0; c < co_block; ++c) {
             int64_t co = cb * co_block + c;
             if (co >= g.cout) break;
-            float* out = yn + co * out_spatial + z * g.oh * g.ow;
-            const float* a = acc + c * tile;
-            int64_t oh = p0 / g.wq, ow = p0 % g.wq;
-            if (first) {
-              float b = bias_data ? bias_data[co] : 0.0f;
-              for (int64_t l = 0; l < lanes; ++l) {
-                if (ow < g.ow) out[oh * g.ow + ow] = a[l] + b;
-                if (++ow == g.wq) { ow = 0; ++oh; }
-              }
-            } else {
-              for (int64_t l = 0; l < lanes; ++l) {
-                if (ow < g.ow) out[oh * g.ow + ow] += a[l];
-                if (++ow == g.wq) { ow = 0; ++oh; }
-              }
-            }
+            write_tile_channel(g, acc + c * tile, p0, lanes, bias_data ? bias_data[co] : 0.0f, first,
+                               yn + co * out_spatial + z * g.oh * g.ow);
           }
         }
       });

@@ -272,7 +272,7 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
   // bf16 precision: the products at each point run on the bf16 tile, from U and V rounded to bf16 with
   // input channels in pairs (kernels/bf16.h); the transforms and M stay fp32.
   const Bf16Kernels* bf = ctx.bf16();
-  if (bf && (bf->conv_co_block != co_block || bf->conv_tile != tb)) bf = nullptr;
+  if (bf && (bf->conv_co_block != co_block || bf->conv_tile != tb || bf->pair_multiple != 1)) bf = nullptr;
   const int64_t pairs = (g.cin + 1) / 2;
   const int64_t u2_floats = bf ? round_up(kPoints * co_blocks * co_block * pairs, 16) : 0;  // 2 halves = 1 float
   const int64_t v2_floats = bf ? round_up(kPoints * pairs * lanes, 16) : 0;
