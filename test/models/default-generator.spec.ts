@@ -17,6 +17,8 @@ import { SYNTHSEG_LABELS } from '../../ts/labels/synthseg-labels.js';
 import { checkContrast } from '../../ts/metrics/anatomy-checks.js';
 import { generateDataset, type GeneratedSample } from '../../ts/pipeline/generate-dataset.js';
 import { DEFAULT_GENERATOR } from '../../ts/cli/generate-command.js';
+import { loadNativeAddon } from '../../ts/backend/native-binding.js';
+import { relL2 } from '../helpers/reference.js';
 
 const dir = DEFAULT_GENERATOR;
 const MAX_BUNDLE_BYTES = 20e6;
@@ -87,4 +89,36 @@ test('the README main command (no generator argument) writes one labeled pair fr
   } finally {
     rmSync(join(out, '..'), { recursive: true, force: true });
   }
+});
+
+const bf16Kernels = (() => {
+  try {
+    return loadNativeAddon().addon.bf16Kernels;
+  } catch {
+    return '';
+  }
+})();
+
+(bf16Kernels ? test : test.skip)(`models/default at precision bf16 (${bf16Kernels || 'no bf16 kernels here'}) gives the fp32 pair: labels on >= 99% of voxels, images to 5e-2`, async (t) => {
+  const g = await readGenerator(dir);
+  const pair = async (precision: 'fp32' | 'bf16'): Promise<GeneratedSample> => {
+    const backend = await loadBackend({ backend: 'native', precision });
+    try {
+      for await (const s of generateDataset({ generator: g, count: 1, seed: 3, volume: { kind: 'ml', ml: 80 }, backend })) return s;
+      throw new Error('no sample');
+    } finally {
+      await backend.dispose();
+    }
+  };
+  const a = await pair('fp32');
+  const b = await pair('bf16');
+  let same = 0;
+  for (let i = 0; i < a.labels.data.length; i++) if (a.labels.data[i] === b.labels.data[i]) same++;
+  const agreement = same / a.labels.data.length;
+  t.true(agreement >= 0.99, `labels agree on ${(100 * agreement).toFixed(2)}% of voxels`);
+  const err = relL2(b.image.data, a.image.data);
+  t.true(err <= 5e-2, `image relative L2 ${err}`);
+  t.true(err > 1e-4, `image relative L2 ${err}: too close to fp32 for bf16 products (did it run fp32?)`);
+  t.true(Math.abs(a.record.achieved.ventricleMl - b.record.achieved.ventricleMl) <= 0.05 * a.record.achieved.ventricleMl,
+    `ventricles ${a.record.achieved.ventricleMl} mL (fp32) vs ${b.record.achieved.ventricleMl} mL (bf16)`);
 });
