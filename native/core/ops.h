@@ -3,6 +3,9 @@
 // outputs are written in full or not at all (checks run before any write).
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 #include "context.h"
 #include "tensor.h"
@@ -13,11 +16,22 @@ namespace bl {
 // stride 1 only (ops/conv3d_winograd.cpp). Auto: Winograd where it applies and pays, else direct.
 enum class Conv3dAlgorithm { Auto = 0, Direct = 1, Winograd = 2 };
 
+// A convolution's weights packed for the bf16 kernels, kept by a network layer across runs: a network's weights
+// do not change, and packing them (rounding, channel pairs, K steps) cost ~10% of a bf16 UNet forward when done
+// per call. Filled on first use for the kernels of the context that runs it; repacked if those change.
+struct PackedConvWeights {
+  std::mutex mutex;
+  const void* kernels = nullptr;  // the Bf16Kernels the data was packed for
+  std::vector<uint16_t> data;
+};
+
 struct Conv3dParams {
   int stride[3] = {1, 1, 1};
   int pad_before[3] = {0, 0, 0};  // per spatial dim (D, H, W)
   int pad_after[3] = {0, 0, 0};   // asymmetric: MONAI's autoencoder downsample pads (0, 1)
   Conv3dAlgorithm algorithm = Conv3dAlgorithm::Auto;
+  // Null: weights are packed per call (one-off ops, whose weights may change between calls).
+  std::shared_ptr<PackedConvWeights> packed;
 };
 
 // x [N, Cin, D, H, W], weight [Cout, Cin, KD, KH, KW], bias [Cout] or null -> y [N, Cout, OD, OH, OW].

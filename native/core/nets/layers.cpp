@@ -69,6 +69,7 @@ Status ConvLayer::bind(WeightStore& ws, const std::string& prefix, int in, int o
   BL_RETURN_IF_ERROR(ws.take(prefix + ".weight", {out, in, kernel, kernel, kernel}, &weight));
   has_bias = with_bias;
   if (with_bias) BL_RETURN_IF_ERROR(ws.take(prefix + ".bias", {out}, &bias));
+  params.packed = std::make_shared<PackedConvWeights>();
   int pb = pad_before < 0 ? kernel / 2 : pad_before;
   int pa = pad_after < 0 ? kernel / 2 : pad_after;
   for (int i = 0; i < 3; ++i) {

@@ -219,19 +219,36 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
   int64_t wp_floats = bf ? 0 : co_blocks * g.cin * taps * co_block;
   const int64_t xq2_halves = bf ? 2 * ((padded_pairs - 1) * g.ci_stride + std::max(g.ci_stride, reach) + 16) : 0;
   const int64_t w2_halves = bf ? co_blocks * padded_pairs * taps * co_block * 2 : 0;
-  const int64_t halves_as_floats = (xq2_halves + w2_halves + 1) / 2;
+  const int64_t halves_as_floats = (xq2_halves + (p.packed ? 0 : w2_halves) + 1) / 2;
   float* scratch = static_cast<float*>(ctx.scratch().reserve(sizeof(float) * (xq_floats + wp_floats + halves_as_floats)));
   float* xq = scratch;
   float* wp = scratch + xq_floats;
   uint16_t* xq2 = reinterpret_cast<uint16_t*>(wp + wp_floats);
   uint16_t* w2 = xq2 + xq2_halves;
+  // A network layer keeps its packed weights (PackedConvWeights); the lock is held for the whole call, so a
+  // second run on another context cannot repack them underneath this one.
+  std::unique_lock<std::mutex> packed_lock;
+  bool weights_ready = false;
+  if (bf && p.packed) {
+    packed_lock = std::unique_lock<std::mutex>(p.packed->mutex);
+    if (p.packed->kernels == bf && static_cast<int64_t>(p.packed->data.size()) == w2_halves) {
+      weights_ready = true;
+    } else {
+      p.packed->kernels = nullptr;
+      p.packed->data.assign(static_cast<size_t>(w2_halves), 0);
+    }
+    w2 = p.packed->data.data();
+  }
   if (!bf) std::memset(xq + g.cin * g.ci_stride, 0, sizeof(float) * (xq_floats - g.cin * g.ci_stride));
 
   if (bf) {
     std::memset(xq2 + 2 * pairs * g.ci_stride, 0, sizeof(uint16_t) * (xq2_halves - 2 * pairs * g.ci_stride));
-    ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) {
-      bf->pack_weights(weight.f32(), g.cout, g.cin, taps, w2, b0, b1);
-    });
+    if (!weights_ready) {
+      ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) {
+        bf->pack_weights(weight.f32(), g.cout, g.cin, taps, w2, b0, b1);
+      });
+      if (p.packed) p.packed->kernels = bf;
+    }
   } else {
     pack_weight(g, weight.f32(), co_block, wp);
   }
