@@ -9,6 +9,11 @@
  *   npm run bench:anchors -- --networks default-unet --wasm    # one network, wasm simd+threads too
  *   npm run bench:anchors -- --small --repeat 1                # tiny inputs: a smoke run of the whole chain
  *   npm run bench:anchors -- --markdown bench/out/anchors.md --json bench/out/anchors.json
+ *   npm run bench:anchors -- --rounds 3                        # engines in rotation, 3 times each
+ *
+ * On a shared VM the machine's speed drifts by 10-25% within minutes; with --rounds R every engine runs R times in
+ * rotation (pytorch, onnxruntime, brain-ldm, pytorch, ...) and its median is taken over all rounds' forwards, so a
+ * slow minute hits every engine rather than one.
  *
  * Needs: npm run build:native && npm run build:ts, bash train/setup_venv.sh; installs bench/anchors' own
  * onnxruntime-node on first use. Networks, weights and ONNX files are cached under --work (default
@@ -30,7 +35,7 @@ const { values } = parseArgs({
   options: {
     networks: { type: 'string', default: NETWORKS.join(',') }, repeat: { type: 'string', default: '5' },
     threads: { type: 'string', default: '2' }, work: { type: 'string', default: '/tmp/brain-ldm-anchors' },
-    small: { type: 'boolean', default: false }, wasm: { type: 'boolean', default: false },
+    small: { type: 'boolean', default: false }, wasm: { type: 'boolean', default: false }, rounds: { type: 'string', default: '1' },
     markdown: { type: 'string' }, json: { type: 'string' },
   },
 });
@@ -47,6 +52,11 @@ function run(cmd: string, args: string[], what: string): string {
   const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status ?? r.signal}): ${(r.stderr || r.stdout).trim().split('\n').slice(-6).join('\n')}`);
   return r.stdout;
+}
+
+function medianOf(v: number[]): number {
+  const a = [...v].sort((x, y) => x - y);
+  return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
 }
 
 function lastJsonLine(out: string): EngineResult {
@@ -109,17 +119,28 @@ const report: Array<{ meta: Meta; rows: Row[] }> = [];
 for (const name of networks) {
   const meta = ensureNetwork(name);
   const dir = join(work, name);
-  const rows: Row[] = [];
-  for (const e of engines) {
-    const args = e.args(dir, name);
-    try {
-      const r = lastJsonLine(run(e.cmd, args, `${e.label} on ${name}`));
-      rows.push({ label: e.label, ...r, gflops: meta.flops / (r.median_ms * 1e6) });
-    } catch (err) {
-      rows.push({ label: e.label, precision: e.precision, error: (err as Error).message });
+  const rounds = Number(values.rounds);
+  const results = new Map<string, { runs: EngineResult[]; error?: string }>(engines.map((e) => [e.label, { runs: [] }]));
+  for (let round = 0; round < rounds; round++)
+    for (const e of engines) {
+      const slot = results.get(e.label)!;
+      if (slot.error) continue;
+      try {
+        slot.runs.push(lastJsonLine(run(e.cmd, e.args(dir, name), `${e.label} on ${name}`)));
+        console.error(`bench/anchors: ${name} ${e.label} round ${round + 1}/${rounds} ${slot.runs.at(-1)!.median_ms.toFixed(1)} ms`);
+      } catch (err) {
+        slot.error = (err as Error).message;
+        console.error(`bench/anchors: ${name} ${e.label} failed`);
+      }
     }
-    console.error(`bench/anchors: ${name} ${e.label} ${rows.at(-1)!.error ? 'failed' : `${rows.at(-1)!.median_ms!.toFixed(1)} ms`}`);
-  }
+  const rows: Row[] = engines.map((e) => {
+    const slot = results.get(e.label)!;
+    if (slot.error || slot.runs.length === 0) return { label: e.label, precision: e.precision, error: slot.error ?? 'no run' };
+    const times = slot.runs.flatMap((r) => r.times_ms);
+    const r: EngineResult = { ...slot.runs.at(-1)!, times_ms: times, median_ms: medianOf(times),
+      peak_rss_mib: Math.max(...slot.runs.map((x) => x.peak_rss_mib)) };
+    return { label: e.label, ...r, gflops: meta.flops / (r.median_ms * 1e6) };
+  });
   const reference = join(dir, 'out_torch_fp32.safetensors');
   // Each anchor against brain-ldm native at the anchor's own precision (PyTorch bf16 autocast vs brain-ldm bf16).
   const brain = (precision: string) => rows.find((r) => r.label === `brain-ldm native ${precision}` && !r.error);
@@ -137,7 +158,7 @@ const date = new Date().toISOString().slice(0, 10);
 const lines: string[] = [
   `machine: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores; node ${process.version}; ${date}`,
   `command: npm run bench:anchors -- ${process.argv.slice(2).join(' ')}`.trimEnd(),
-  `threads ${threads}; median of ${repeat} forwards after one warm-up; measured fp32 FMA peak ${peak.toFixed(1)} GFLOP/s (native, ${threads} threads)`,
+  `threads ${threads}; median of ${repeat} forwards after one warm-up${Number(values.rounds) > 1 ? `, in each of ${values.rounds} rounds of all engines in rotation (median over all)` : ''}; measured fp32 FMA peak ${peak.toFixed(1)} GFLOP/s (native, ${threads} threads)`,
   `FLOPs: convolutions and matrix products, 2 per multiply-add (torch.utils.flop_counter). ratio = anchor time / brain-ldm native time at the anchor's precision (> 1: brain-ldm faster).`,
 ];
 for (const { meta, rows } of report) {
