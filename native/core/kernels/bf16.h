@@ -23,7 +23,13 @@ struct Bf16Kernels {
   // tap_off and pair_stride in positions); `pairs` is a multiple of pair_multiple.
   void (*conv_tile_fn)(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_off, int ntaps, int pairs,
                        int64_t pair_stride, float* acc);
+  // out[2i] = bf16(a[i]), out[2i + 1] = bf16(b[i]) (0 when b is null) for i < n: one row of a channel pair,
+  // rounded to nearest even by VCVTNE2PS2BF16 (denormal inputs become zero, NaN stays NaN).
+  void (*pack_pair_row)(const float* a, const float* b, uint16_t* out, int64_t n);
 };
+
+// The AVX512-BF16 pack_pair_row, shared by both kernel sets (every AMX CPU has AVX512-BF16).
+void pack_pair_row_avx512bf16(const float* a, const float* b, uint16_t* out, int64_t n);
 
 // The best bf16 kernels of this build and CPU: AMX tiles where the CPU has AMX-BF16 and the OS grants the
 // tile state, else AVX512-BF16 dot products; null when neither is there.

@@ -36,11 +36,32 @@ void conv_tile_bf16(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_o
     for (int v = 0; v < kNv; ++v) _mm512_storeu_ps(acc + c * kNv * 16 + v * 16, a[c][v]);
 }
 
+}  // namespace
+
+void pack_pair_row_avx512bf16(const float* a, const float* b, uint16_t* out, int64_t n) {
+  // cvtne2ps gives [bf16(a[0..15]) | bf16(b[0..15])]; the permute interleaves them to a0 b0 a1 b1 ...
+  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(kInterleave);
+  for (int64_t i = 0; i < n; i += 16) {
+    const int64_t left = n - i < 16 ? n - i : 16;
+    const __mmask16 m = static_cast<__mmask16>((1u << left) - 1u);
+    const __m512 va = _mm512_maskz_loadu_ps(m, a + i);
+    const __m512 vb = b ? _mm512_maskz_loadu_ps(m, b + i) : _mm512_setzero_ps();
+    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(vb, va);
+    const __mmask32 m2 = left == 16 ? ~__mmask32(0) : static_cast<__mmask32>((1u << (2 * left)) - 1u);
+    _mm512_mask_storeu_epi16(out + 2 * i, m2, _mm512_permutexvar_epi16(idx, both));
+  }
+}
+
+namespace {
+
 void pack_weights(const float* w, int64_t cout, int64_t cin, int64_t taps, uint16_t* w2, int64_t b0, int64_t b1) {
   pack_bf16_weights_pairs_raw(w, cout, cin, taps, kCo, w2, b0, b1);
 }
 
-const Bf16Kernels kAvx512Bf16 = {"avx512-bf16", kCo, kNv * 16, 1, false, pack_weights, conv_tile_bf16};
+const Bf16Kernels kAvx512Bf16 = {"avx512-bf16", kCo, kNv * 16, 1, false, pack_weights, conv_tile_bf16,
+                                 pack_pair_row_avx512bf16};
 
 }  // namespace
 

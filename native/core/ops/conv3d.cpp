@@ -93,13 +93,29 @@ void pack_input(const ConvGeometry& g, const float* x, float* xq, int64_t c0, in
 }
 
 // The same copy in bf16 with channels in pairs (kernels/bf16.h), channel pairs [p0, p1); an odd last channel
-// is paired with zeros.
-void pack_input_bf16_pairs(const ConvGeometry& g, const float* x, uint16_t* xq2, int64_t p0, int64_t p1) {
+// is paired with zeros. Unstrided rows go through the bf16 kernels' vector row packer.
+void pack_input_bf16_pairs(const ConvGeometry& g, const Bf16Kernels& bf, const float* x, uint16_t* xq2, int64_t p0,
+                           int64_t p1) {
   for (int64_t pr = p0; pr < p1; ++pr) {
     uint16_t* dst = xq2 + 2 * pr * g.ci_stride;
     std::memset(dst, 0, sizeof(uint16_t) * 2 * g.ci_stride);
-    for (int64_t c = 2 * pr; c < std::min(g.cin, 2 * pr + 2); ++c)
-      scatter_channel<2>(g, x + c * g.d * g.h * g.w, dst + (c - 2 * pr), f32_to_bf16);
+    const float* a = x + 2 * pr * g.d * g.h * g.w;
+    const float* b = 2 * pr + 1 < g.cin ? a + g.d * g.h * g.w : nullptr;
+    if (g.sw != 1) {
+      scatter_channel<2>(g, a, dst, f32_to_bf16);
+      if (b) scatter_channel<2>(g, b, dst + 1, f32_to_bf16);
+      continue;
+    }
+    for (int64_t z = 0; z < g.d; ++z) {
+      const int64_t pz = z + g.pd;
+      for (int64_t y = 0; y < g.h; ++y) {
+        const int64_t py = y + g.ph;
+        const int64_t phase = (pz % g.sd) * g.sh + py % g.sh;
+        const int64_t row = (z * g.h + y) * g.w;
+        bf.pack_pair_row(a + row, b ? b + row : nullptr,
+                         dst + 2 * (phase * g.phase_size + ((pz / g.sd) * g.hq + py / g.sh) * g.wq + g.pw), g.w);
+      }
+    }
   }
 }
 
@@ -271,7 +287,7 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
     const float* xn = x.f32() + n * g.cin * g.d * g.h * g.w;
     float* yn = y.f32() + n * g.cout * out_spatial;
     if (bf)
-      ctx.pool().parallel_for(pairs, [&](int64_t p0, int64_t p1, int) { pack_input_bf16_pairs(g, xn, xq2, p0, p1); });
+      ctx.pool().parallel_for(pairs, [&](int64_t p0, int64_t p1, int) { pack_input_bf16_pairs(g, *bf, xn, xq2, p0, p1); });
     else
       ctx.pool().parallel_for(g.cin, [&](int64_t c0, int64_t c1, int) { pack_input(g, xn, xq, c0, c1); });
     for (int64_t ci0 = 0; ci0 < g.cin; ci0 += ci_block) {
