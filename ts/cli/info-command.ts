@@ -1,6 +1,7 @@
 /** `brain-ldm info`: which backend runs, with which ISA, threads and versions, and why others don't load. */
 import { readFileSync } from 'node:fs';
 import { loadBackend, probeBackends } from '../backend/select.js';
+import { loadNativeAddon } from '../backend/native-binding.js';
 import type { BackendRequest, Precision } from '../backend/types.js';
 
 export interface InfoOptions {
@@ -32,6 +33,7 @@ export async function infoCommand(options: InfoOptions, print: (line: string) =>
     napi: process.versions.napi,
     platform: `${process.platform} ${process.arch}`,
     selected,
+    bf16Kernels: selected.backend === 'native' ? loadNativeAddon().addon.bf16Kernels || null : null,
     backends: rows,
   };
   if (options.json) {
@@ -44,6 +46,10 @@ export async function infoCommand(options: InfoOptions, print: (line: string) =>
   print(`isa: ${selected.isa}`);
   print(`threads: ${selected.threads}`);
   print(`precision: ${selected.precision}`);
+  if (selected.backend === 'native') {
+    const kernels = loadNativeAddon().addon.bf16Kernels;
+    print(`bf16 kernels: ${kernels || 'none on this CPU (precision bf16 needs AMX-BF16 or AVX512-BF16)'}`);
+  }
   print(`core: ${selected.coreVersion} (${selected.compiler})`);
   print('available backends:');
   for (const r of rows)
