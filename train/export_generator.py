@@ -9,6 +9,11 @@ weights.safetensors). The autoencoders get their scale factor (--scale-factor), 
 scheduler's MONAI arguments in model.json `scheduler`; generator.json ties the four together. The directory is
 built beside --out and renamed into place, so --out is never half-written.
 
+--keep image --keep-from GENERATOR takes the image half (SPADE autoencoder + SPADE UNet) as it is from an existing
+generator instead of from the run (likewise --keep mask): a run that retrains only the mask stages ships with the
+image networks it was paired with before. The kept bundles must have the run config's network arguments, grid and
+scheduler; their training records and verification come along from GENERATOR/training.json, marked `keptFrom`.
+
 --verify runs every bundle once with `brain-ldm run-network` and compares it with the PyTorch network holding the
 same (exported) weights; the maximum relative L2 error allowed is --tolerance. The brain-ldm command is
 ${BRAIN_LDM:-node bin/brain-ldm.mjs}, as in make_training_set.sh.
@@ -57,13 +62,25 @@ def run_brain_ldm(args: list[str]) -> str:
     return p.stdout
 
 
-def read_run(run: Path) -> tuple[dict, dict]:
+# The halves of a generator: a UNet trains on its autoencoder's latents, so the two are kept or retrained together.
+HALVES = {"mask": ("mask-ae", "mask-unet"), "image": ("spade-ae", "spade-unet")}
+
+
+def read_run_config(run: Path) -> dict:
     cfg_path = run / "config.json"
     if not cfg_path.exists():
         raise ExportError(f"--run {run}: config.json is missing (not a train.py run directory)")
-    cfg = check_config(json.loads(cfg_path.read_text()), str(cfg_path))
+    return check_config(json.loads(cfg_path.read_text()), str(cfg_path))
+
+
+def read_run(run: Path, kept: dict[str, dict] | None = None) -> tuple[dict, dict]:
+    kept = kept or {}
+    cfg = read_run_config(run)
     done = {}
     for stage in STAGES:
+        if stage in kept:
+            done[stage] = kept[stage]
+            continue
         path = run / stage / StageFiles.DONE
         if not path.exists():
             raise ExportError(f"--run {run}: stage {stage} has not finished ({path} is missing); "
@@ -76,6 +93,54 @@ def read_run(run: Path) -> tuple[dict, dict]:
     return cfg, done
 
 
+def _monai_args(args: dict) -> dict:
+    """Network kwargs with MONAI core's `channels` (bundles made from GenerativeModels files say `num_channels`)."""
+    out = dict(args)
+    if "num_channels" in out:
+        out["channels"] = out.pop("num_channels")
+    return out
+
+
+def kept_stages(source: Path, halves: list[str], run: Path) -> dict[str, dict]:
+    """The done records of the stages taken from generator `source`, after checking that its bundles are what the
+    run's config would have trained: same network class and arguments, grid, labels and training scheduler."""
+    if not halves:
+        return {}
+    gen_path, train_path = source / "generator.json", source / "training.json"
+    for path in (gen_path, train_path):
+        if not path.exists():
+            raise ExportError(f"--keep-from {source}: {path.name} is missing (not a generator written by export_generator.py)")
+    cfg = read_run_config(run)
+    gen, training = json.loads(gen_path.read_text()), json.loads(train_path.read_text())
+    want_grid = {"orientation": cfg["grid"]["orientation"], "shape": cfg["grid"]["shape"], "spacingMm": cfg["grid"]["spacing_mm"]}
+    if gen.get("grid") != want_grid:
+        raise ExportError(f"{gen_path}: field 'grid' must be the run's {want_grid}, got {gen.get('grid')}")
+    if gen.get("labels") != cfg["labels"]:
+        raise ExportError(f"{gen_path}: field 'labels' must be the run's {cfg['labels']}, got {gen.get('labels')}")
+    kept = {}
+    for half in halves:
+        for stage in HALVES[half]:
+            model_path = source / BUNDLE_NAME[stage] / "model.json"
+            model = json.loads(model_path.read_text())
+            if model["network"]["class"] != NETWORK_CLASS[stage]:
+                raise ExportError(f"{model_path}: field 'network.class' must be {NETWORK_CLASS[stage]}, got {model['network']['class']}")
+            got, want = _monai_args(model["network"]["args"]), network_args(stage, cfg)
+            if got != want:
+                diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+                raise ExportError(f"{model_path}: network.args differ from the run config's {stage}.network in {diff} "
+                                  f"(bundle {[got.get(k) for k in diff]}, config {[want.get(k) for k in diff]})")
+            if stage.endswith("unet"):
+                want_sched = {"_target_": SCHEDULER_TARGET, **cfg["scheduler"]}
+                if model.get("scheduler") != want_sched:
+                    raise ExportError(f"{model_path}: field 'scheduler' must be the run's {want_sched}, got {model.get('scheduler')}")
+            record = dict(training["stages"][stage])
+            if "scaleFactor" in model and model["scaleFactor"] is not None:
+                record["scaleFactor"] = float(model["scaleFactor"])
+            record["keptFrom"] = {"generator": str(source), "config": training.get("config")}
+            kept[stage] = record
+    return kept
+
+
 def exported_state_dict(run: Path, stage: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     sd = torch.load(StageFiles(run, stage).model, map_location="cpu", weights_only=True)["model"]
     return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in sd.items()}
@@ -83,6 +148,11 @@ def exported_state_dict(run: Path, stage: str, dtype: torch.dtype) -> dict[str, 
 
 def write_bundle(run: Path, cfg: dict, done: dict, stage: str, staging: Path, dtype: torch.dtype) -> dict:
     name = BUNDLE_NAME[stage]
+    if "keptFrom" in done[stage]:
+        source = Path(done[stage]["keptFrom"]["generator"])
+        shutil.copytree(source / name, staging / name)
+        record = next(b for b in json.loads((source / "training.json").read_text())["bundles"] if b["bundle"] == name)
+        return {**record, "keptFrom": done[stage]["keptFrom"]}
     export_dir = run / "export"
     export_dir.mkdir(exist_ok=True)
     pth, args_file = export_dir / f"{name}.pth", export_dir / f"{name}.args.json"
@@ -156,12 +226,19 @@ def torch_reference(net: torch.nn.Module, stage: str, inputs: dict[str, torch.Te
         return net(inputs["x"], inputs["timesteps"].long(), seg=inputs["seg"])
 
 
-def verify(run: Path, cfg: dict, out: Path, dtype: torch.dtype, tolerance: float, repeat: int, threads: int) -> list[dict]:
+def verify(run: Path, cfg: dict, done: dict, out: Path, dtype: torch.dtype, tolerance: float, repeat: int,
+           threads: int) -> list[dict]:
     results = []
     work = Path(tempfile.mkdtemp(prefix="verify-", dir=run))
     try:
         for stage in STAGES:
             name = BUNDLE_NAME[stage]
+            if "keptFrom" in done[stage]:
+                # Its PyTorch weights are not in this run; the check made when it was first exported comes along.
+                source = Path(done[stage]["keptFrom"]["generator"])
+                earlier = json.loads((source / "training.json").read_text()).get("verification") or []
+                results += [{**r, "keptFrom": done[stage]["keptFrom"]} for r in earlier if r["bundle"] == name]
+                continue
             net = build_network(stage, cfg).eval()
             # The exported values, computed in float32 (as brain-ldm computes with float16 weights).
             net.load_state_dict({k: v.float() if v.is_floating_point() else v
@@ -215,9 +292,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--tolerance", type=float, default=1e-4, help="--verify: largest relative L2 error (default 1e-4)")
     p.add_argument("--repeat", type=int, default=1, help="--verify: time each network this many runs (median)")
     p.add_argument("--threads", type=int, default=2, help="--verify: brain-ldm and torch threads (default 2)")
+    p.add_argument("--keep", action="append", choices=sorted(HALVES), default=[],
+                   help="take this half's two bundles from --keep-from instead of from the run (repeatable)")
+    p.add_argument("--keep-from", type=Path, help="--keep: the generator directory to take them from")
     a = p.parse_args(argv)
     try:
-        cfg, done = read_run(a.run)
+        if bool(a.keep) != bool(a.keep_from):
+            raise ExportError("--keep and --keep-from go together (--keep image --keep-from models/default)")
+        cfg, done = read_run(a.run, kept_stages(a.keep_from, a.keep, a.run) if a.keep else None)
         dtype_name = cfg["export"].get("dtype", "float32")
         if dtype_name not in DTYPES:
             raise ExportError(f"{a.run / 'config.json'}: field 'export.dtype' must be one of {', '.join(DTYPES)}, got {dtype_name!r}")
@@ -230,14 +312,14 @@ def main(argv: list[str]) -> int:
             write_json_atomic(staging / "generator.json", generator_json(cfg, done))
             summary = {"config": cfg["name"], "weightsDtype": dtype_name, "bundles": bundles,
                        "totalWeightBytes": sum(b["bytes"] for b in bundles),
-                       "stages": {s: {k: done[s][k] for k in ("steps", "epochs", "wallSeconds", "encodeSeconds", "truncated", "parameters", "lastEpoch")
+                       "stages": {s: {k: done[s][k] for k in ("steps", "epochs", "wallSeconds", "encodeSeconds", "truncated", "parameters", "lastEpoch", "keptFrom")
                                       if k in done[s]} for s in STAGES}}
             for name in DATA_NOTICE_FILES:
                 if (a.run / name).is_file():
                     shutil.copyfile(a.run / name, staging / f"training-data-{name}")
             if a.verify:
                 torch.set_num_threads(a.threads)
-                summary["verification"] = verify(a.run, cfg, staging, dtype, a.tolerance, a.repeat, a.threads)
+                summary["verification"] = verify(a.run, cfg, done, staging, dtype, a.tolerance, a.repeat, a.threads)
             write_json_atomic(staging / "training.json", summary)
             install(staging, a.out, a.overwrite)
         except BaseException:

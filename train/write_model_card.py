@@ -39,13 +39,29 @@ def log_records(run: Path) -> list[dict]:
 def stage_summaries(generator: Path, run: Path | None) -> tuple[dict, dict]:
     """Per stage: the totals (steps, wall time) and the last epoch's losses. The run's log is the fuller record
     when there is one; the generator's training.json carries the same totals for a generator whose run is gone."""
-    if run is not None:
-        records = log_records(run)
-        done = {r["stage"]: r for r in records if r.get("event") == "stage-done"}
-        last_epoch = {r["stage"]: r for r in records if r.get("event") == "epoch"}
-        return done, last_epoch
     stages = read_json(generator / "training.json")["stages"]
-    return stages, {stage: d.get("lastEpoch", {}) for stage, d in stages.items()}
+    done = dict(stages)
+    last_epoch = {stage: d.get("lastEpoch", {}) for stage, d in stages.items()}
+    if run is not None:
+        # Stages kept from another generator (export_generator.py --keep) are not in this run's log.
+        records = log_records(run)
+        done.update({r["stage"]: r for r in records if r.get("event") == "stage-done"})
+        last_epoch.update({r["stage"]: r for r in records if r.get("event") == "epoch"})
+    return done, last_epoch
+
+
+def this_machine() -> str:
+    """What the card says the run ran on when --machine is not given: this machine's CPU, cores and memory."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+    except (OSError, StopIteration, ValueError):
+        return f"a {os.cpu_count()}-core {model} machine"
+    return f"a {os.cpu_count()}-core {model} machine, {mem_kb / 2**20:.0f} GiB"
 
 
 def yes(ok: bool) -> str:
@@ -62,7 +78,7 @@ def main() -> int:
     ap.add_argument("--run", type=Path, help="the train.py run (optional: GENERATOR/training.json has the stage totals)")
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--eval", type=Path, required=True)
-    ap.add_argument("--machine", default="the project's 2-core AMD EPYC (Zen 4, AVX-512) VM, 24 GiB")
+    ap.add_argument("--machine", help="where it was trained (default: this machine's CPU, cores and memory)")
     ap.add_argument("--config", default="train/configs/cpu-reduced.yaml")
     ap.add_argument("--note", default="", help="a paragraph for the Training section (e.g. which stages came from another run)")
     args = ap.parse_args()
@@ -107,10 +123,17 @@ def main() -> int:
     w("")
     w("## Training")
     w(f"Config `{args.config}` (pinned in the run as config `{config.get('name', '?')}`), seed {config.get('seed')}, "
-      f"{config.get('threads')} threads, on {args.machine}. Wall time {total_wall / 60:.0f} min in total.")
+      f"{config.get('threads')} threads, on {args.machine or this_machine()}. Wall time {total_wall / 60:.0f} min in total.")
     if args.note:
         w("")
         w(args.note)
+    w("")
+    kept = {s: d["keptFrom"] for s, d in done.items() if "keptFrom" in d}
+    if kept:
+        w("")
+        w(f"Stages {', '.join(kept)} were not retrained: their bundles were kept as they were from the generator "
+          + " and ".join(sorted({f"`{k['generator']}` (config `{k['config']}`)" for k in kept.values()}))
+          + " (`export_generator.py --keep`); their rows below are that training's.")
     w("")
     w("| stage | steps | wall (min) | last epoch loss | held-out |")
     w("|---|---|---|---|---|")
@@ -163,8 +186,12 @@ def main() -> int:
     w("## Reproduce")
     w("```sh")
     w("bash train/make_training_set.sh DATA --augment-at reduced")
-    w(f".venv/bin/python train/train.py --config {args.config} --stage all --data DATA --out RUN")
-    w(f".venv/bin/python train/export_generator.py --run RUN --out {args.generator} --verify")
+    trained = [x for x in ("mask-ae", "mask-unet", "spade-ae", "spade-unet") if x not in kept]
+    for stage in (["all"] if len(trained) == 4 else trained):
+        w(f".venv/bin/python train/train.py --config {args.config} --stage {stage} --data DATA --out RUN")
+    halves = [h for h, stages in (("mask", ("mask-ae", "mask-unet")), ("image", ("spade-ae", "spade-unet"))) if all(x in kept for x in stages)]
+    keep = "".join(f" --keep {h}" for h in halves) + (f" --keep-from {next(iter(kept.values()))['generator']}" if halves else "")
+    w(f".venv/bin/python train/export_generator.py --run RUN --out {args.generator}{keep} --verify")
     w(f"bash train/evaluate_generator.sh {args.generator} DATA EVAL")
     w(f".venv/bin/python train/write_model_card.py --generator {args.generator} --data DATA --eval EVAL --config {args.config}")
     w("```")

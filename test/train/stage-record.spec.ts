@@ -65,7 +65,7 @@ function writeJson(path: string, value: unknown): void {
 }
 
 /** A generator folder, data split and evaluation outputs with known numbers (no weights: the card does not read them). */
-function cardInputs(dir: string): { generator: string; data: string; evalDir: string } {
+function cardInputs(dir: string, keptFrom?: { generator: string; config: string }): { generator: string; data: string; evalDir: string } {
   const generator = join(dir, 'gen');
   const data = join(dir, 'data');
   const evalDir = join(dir, 'eval');
@@ -82,8 +82,8 @@ function cardInputs(dir: string): { generator: string; data: string; evalDir: st
   writeJson(join(generator, 'training.json'), { stages: {
     'mask-ae': stage(100, { epoch: 2, loss: 0.123456, val_dice: 0.8125 }),
     'mask-unet': stage(200, { epoch: 2, loss: 0.0456, val_mse: 0.25 }),
-    'spade-ae': stage(300),
-    'spade-unet': stage(400, { epoch: 2, loss: 0.5, val_mse: 0.625 }),
+    'spade-ae': { ...stage(300), ...(keptFrom ? { keptFrom } : {}) },
+    'spade-unet': { ...stage(400, { epoch: 2, loss: 0.5, val_mse: 0.625 }), ...(keptFrom ? { keptFrom } : {}) },
   } });
   writeJson(join(data, 'split.json'), { heldOut: ['s05', 's08'], train: ['s01', 's02', 's03'] });
   writeJson(join(evalDir, 'autoencoder-dice.json'), { summary: { meanDice: 0.754, ventricleDice: 0.91 } });
@@ -119,6 +119,27 @@ pythonTest('write_model_card.py writes the card from the generator\'s training.j
     t.true(card.includes('seed 42, 2 threads'), 'seed and threads from the config file');
     t.true(card.includes('NOTE-PARAGRAPH'));
     t.true(card.includes('Held out (never augmented or trained on): s05, s08.'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+pythonTest('write_model_card.py names the stages kept from another generator and how to reproduce that', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'brain-ldm-card-'));
+  try {
+    const { generator, data, evalDir } = cardInputs(dir, { generator: 'models/default', config: 'cpu-reduced-v4' });
+    const r = spawnSync(VENV_PYTHON, [join(TRAIN_DIR, 'write_model_card.py'), '--generator', generator, '--data', data,
+      '--eval', evalDir, '--config', 'train/configs/cpu-reduced.yaml'], { encoding: 'utf8' });
+    t.is(r.status, 0, r.stderr);
+    const card = readFileSync(join(generator, 'MODEL_CARD.md'), 'utf8');
+    t.true(card.includes('Stages spade-ae, spade-unet were not retrained: their bundles were kept as they were from the generator '
+      + '`models/default` (config `cpu-reduced-v4`)'), card);
+    t.true(card.includes('| spade-unet | 400 | 2.0 | 0.5 | mse 0.625 |'), 'their rows are the earlier training\'s');
+    t.true(card.includes('--stage mask-ae --data DATA --out RUN\n'), 'only the retrained stages are trained');
+    t.true(card.includes('--stage mask-unet --data DATA --out RUN\n'));
+    t.false(card.includes('--stage all'));
+    t.true(card.includes(`export_generator.py --run RUN --out ${generator} --keep image --keep-from models/default --verify`));
+    t.regex(card, /2 threads, on a \d+-core .+ machine/, 'the machine is this one, not a fixed description');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

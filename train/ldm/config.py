@@ -54,13 +54,11 @@ def check_config(cfg: dict, file: str) -> dict:
             v = s["train"].get(k)
             _need(isinstance(v, (int, float)) and not isinstance(v, bool) and typ(v) == v and v > 0,
                   file, f"{stage}.train.{k}", f"a positive {typ.__name__}", v)
-    levels = len(cfg["mask-ae"]["network"]["channels"])
-    factor = 2 ** (levels - 1)
+    # Each autoencoder has its own latent grid (generator.json stores one latentShape per stage).
     for stage in ("mask-ae", "spade-ae"):
-        n = len(cfg[stage]["network"]["channels"])
-        _need(n == levels, file, f"{stage}.network.channels", f"{levels} levels like mask-ae (both latents share one grid)", cfg[stage]["network"]["channels"])
-    _need(all(v % factor == 0 for v in g["shape"]), file, "grid.shape", f"divisible by the autoencoders' downsampling {factor}", g["shape"])
-    for stage in ("mask-ae", "spade-ae"):
+        factor = 2 ** (len(cfg[stage]["network"]["channels"]) - 1)
+        _need(all(v % factor == 0 for v in g["shape"]), file, "grid.shape",
+              f"divisible by {stage}'s downsampling {factor}", g["shape"])
         crop = cfg[stage]["train"].get("crop")
         if crop is not None:
             _need(isinstance(crop, list) and len(crop) == 3 and all(isinstance(c, int) and 0 < c <= s and c % factor == 0
