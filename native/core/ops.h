@@ -75,8 +75,8 @@ Status gelu(Context& ctx, const Tensor& x, Tensor& y);
 // GEGLU over channels: x [N, 2C, ...] -> y [N, C, ...] = x[:, :C] * gelu(x[:, C:]) (MONAI MLPBlock "GEGLU").
 Status geglu_channels(Context& ctx, const Tensor& x, Tensor& y);
 
-// y = x * (1 + gamma) + beta, all the same shape (SPADE's modulation).
-Status spade_modulate(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y);
+// y = x * (1 + gamma) + beta, all the same shape (SPADE's modulation); beta may be null: y = x * (1 + gamma).
+Status spade_modulate(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor* beta, Tensor& y);
 
 // y = x * scale (elementwise; latent scale factors, CFG arithmetic).
 Status scale(Context& ctx, const Tensor& x, float factor, Tensor& y);

@@ -38,7 +38,7 @@ struct KernelTable {
   void (*gelu)(const float* x, float* y, int64_t n);
   // y = a * gelu(gate) (GEGLU).
   void (*geglu)(const float* a, const float* gate, float* y, int64_t n);
-  // y = x * (1 + gamma) + beta (SPADE modulation), all of length n.
+  // y = x * (1 + gamma) + beta (SPADE modulation), all of length n; beta may be null (y = x * (1 + gamma)).
   void (*modulate)(const float* x, const float* gamma, const float* beta, float* y, int64_t n);
   // y = min(max(x, lo), hi); NaN stays NaN.
   void (*clamp)(const float* x, float lo, float hi, float* y, int64_t n);

@@ -35,11 +35,17 @@ Status AeResBlock::bind(WeightStore& ws, const std::string& p, int in, int out, 
 }
 
 Status AeResBlock::forward(NetRun& r, const Tensor& x, const BlockInputs& in, Tensor* y) const {
+  // Each map is dropped as soon as it is used and norm2 overwrites conv1's output: at a SPADE decoder's full
+  // resolution every map is hundreds of MB, and x must stay alive for the skip. (Taking the skip first and
+  // overwriting x with norm1 was measured worse: the pool hands the skip a free full-size block.)
   Tensor h, h2;
   BL_RETURN_IF_ERROR(norm1.forward(r, x, in.seg, true, &h));
   BL_RETURN_IF_ERROR(conv1.forward(r, h, &h2));
-  BL_RETURN_IF_ERROR(norm2.forward(r, h2, in.seg, true, &h));
+  h = Tensor();
+  BL_RETURN_IF_ERROR(norm2.forward(r, h2, in.seg, true, &h, /*overwrite_input=*/true));
+  h2 = Tensor();
   BL_RETURN_IF_ERROR(conv2.forward(r, h, &h2));
+  h = Tensor();
   Tensor skip = x;
   if (has_shortcut) BL_RETURN_IF_ERROR(nin_shortcut.forward(r, x, &skip));
   BL_RETURN_IF_ERROR(add(r.ctx, skip, h2, h2));

@@ -109,9 +109,9 @@ Status GroupNormLayer::bind(WeightStore& ws, const std::string& prefix, int chan
   return Status::ok();
 }
 
-Status GroupNormLayer::forward(NetRun& r, const Tensor& x, bool fuse_silu, Tensor* y) const {
+Status GroupNormLayer::forward(NetRun& r, const Tensor& x, bool fuse_silu, Tensor* y, bool overwrite_input) const {
   LayerTimer timer(r, "group_norm", x);
-  *y = r.pool.acquire(shape_of(x));
+  *y = overwrite_input ? x : r.pool.acquire(shape_of(x));
   return group_norm(r.ctx, x, groups, eps, affine ? &weight : nullptr, affine ? &bias : nullptr, fuse_silu, *y);
 }
 
@@ -140,28 +140,42 @@ Status NormLayer::bind_spade(WeightStore& ws, const std::string& prefix, int cha
   return mlp_beta.bind(ws, prefix + ".mlp_beta.conv", hidden, channels, 3, true);
 }
 
-Status NormLayer::forward(NetRun& r, const Tensor& x, const Tensor* seg, bool fuse_silu, Tensor* y) const {
-  if (!spade) return group_norm.forward(r, x, fuse_silu, y);
+Status NormLayer::forward(NetRun& r, const Tensor& x, const Tensor* seg, bool fuse_silu, Tensor* y, bool overwrite_input) const {
+  if (!spade) return group_norm.forward(r, x, fuse_silu, y, overwrite_input);
   if (!seg) return Status::range_error("SPADE: this network needs the label map input 'seg'");
   Tensor normalized;
-  BL_RETURN_IF_ERROR(group_norm.forward(r, x, false, &normalized));
+  BL_RETURN_IF_ERROR(group_norm.forward(r, x, false, &normalized, overwrite_input));
   // The label map is resized (nearest) to this feature map's size, as F.interpolate(size=...) does.
+  // At the label map's own size that is the label map (no copy: 33 full-resolution channels).
   std::vector<int64_t> seg_shape = shape_of(*seg);
-  for (int i = 2; i < 5; ++i) seg_shape[i] = x.shape[i];
-  Tensor seg_resized = r.pool.acquire(seg_shape);
-  BL_RETURN_IF_ERROR(resize_nearest(r.ctx, *seg, seg_resized));
+  bool same_size = true;
+  for (int i = 2; i < 5; ++i) {
+    same_size = same_size && seg_shape[i] == x.shape[i];
+    seg_shape[i] = x.shape[i];
+  }
+  Tensor seg_resized = *seg;
+  if (!same_size) {
+    seg_resized = r.pool.acquire(seg_shape);
+    BL_RETURN_IF_ERROR(resize_nearest(r.ctx, *seg, seg_resized));
+  }
   Tensor actv;
   BL_RETURN_IF_ERROR(mlp_shared.forward(r, seg_resized, &actv));
   BL_RETURN_IF_ERROR(leaky_relu(r.ctx, actv, 0.01f, actv));
   // MONAI's Convolution defaults to norm=INSTANCE, so gamma and beta each pass a non-affine
   // InstanceNorm (eps 1e-5) after their convolution: a GenerativeModels quirk we reproduce.
+  // normalized * (1 + gamma) + beta in two passes, the product then the sum (PyTorch's order), so gamma is
+  // released before beta exists: one C-channel map fewer at the decoder's full resolution.
   Tensor gamma, beta;
   BL_RETURN_IF_ERROR(mlp_gamma.forward(r, actv, &gamma));
   BL_RETURN_IF_ERROR(bl::group_norm(r.ctx, gamma, static_cast<int>(gamma.shape[1]), 1e-5f, nullptr, nullptr, false, gamma));
-  BL_RETURN_IF_ERROR(mlp_beta.forward(r, actv, &beta));
-  BL_RETURN_IF_ERROR(bl::group_norm(r.ctx, beta, static_cast<int>(beta.shape[1]), 1e-5f, nullptr, nullptr, false, beta));
   *y = normalized;
-  BL_RETURN_IF_ERROR(spade_modulate(r.ctx, normalized, gamma, beta, *y));
+  BL_RETURN_IF_ERROR(spade_modulate(r.ctx, normalized, gamma, nullptr, *y));
+  gamma = Tensor();
+  BL_RETURN_IF_ERROR(mlp_beta.forward(r, actv, &beta));
+  actv = Tensor();
+  seg_resized = Tensor();
+  BL_RETURN_IF_ERROR(bl::group_norm(r.ctx, beta, static_cast<int>(beta.shape[1]), 1e-5f, nullptr, nullptr, false, beta));
+  BL_RETURN_IF_ERROR(add(r.ctx, *y, beta, *y));
   if (fuse_silu) BL_RETURN_IF_ERROR(silu(r.ctx, *y, *y));
   return Status::ok();
 }

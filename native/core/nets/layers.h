@@ -86,7 +86,8 @@ struct GroupNormLayer {
   int groups = 32;
   float eps = 1e-6f;
   Status bind(WeightStore& ws, const std::string& prefix, int channels, int groups, float eps, bool affine);
-  Status forward(NetRun& r, const Tensor& x, bool fuse_silu, Tensor* y) const;
+  // overwrite_input: y is x (the caller no longer needs x), saving one activation map.
+  Status forward(NetRun& r, const Tensor& x, bool fuse_silu, Tensor* y, bool overwrite_input = false) const;
 };
 
 struct LayerNormLayer {
@@ -107,7 +108,7 @@ struct NormLayer {
   // <prefix>.param_free_norm.N.*; the SPADE autoencoder's has no parameters (eps 1e-5).
   Status bind_spade(WeightStore& ws, const std::string& prefix, int channels, int groups, float eps,
                     bool param_free_affine, int label_nc, int hidden);
-  Status forward(NetRun& r, const Tensor& x, const Tensor* seg, bool fuse_silu, Tensor* y) const;
+  Status forward(NetRun& r, const Tensor& x, const Tensor* seg, bool fuse_silu, Tensor* y, bool overwrite_input = false) const;
 };
 
 }  // namespace bl

@@ -77,18 +77,20 @@ Status geglu_channels(Context& ctx, const Tensor& x, Tensor& y) {
   return Status::ok();
 }
 
-Status spade_modulate(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y) {
+Status spade_modulate(Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor* beta, Tensor& y) {
   const char* op = "spade_modulate";
   BL_RETURN_IF_ERROR(check_tensor(x, op, "input", -1));
   BL_RETURN_IF_ERROR(check_tensor(gamma, op, "gamma", -1));
   BL_RETURN_IF_ERROR(check_shape(gamma, op, "gamma", x.shape, x.ndim));
-  BL_RETURN_IF_ERROR(check_tensor(beta, op, "beta", -1));
-  BL_RETURN_IF_ERROR(check_shape(beta, op, "beta", x.shape, x.ndim));
+  if (beta) {
+    BL_RETURN_IF_ERROR(check_tensor(*beta, op, "beta", -1));
+    BL_RETURN_IF_ERROR(check_shape(*beta, op, "beta", x.shape, x.ndim));
+  }
   BL_RETURN_IF_ERROR(check_tensor(y, op, "out", -1));
   BL_RETURN_IF_ERROR(check_shape(y, op, "out", x.shape, x.ndim));
   const KernelTable& k = ctx.kernels();
   chunked(ctx, x.numel(), [&](int64_t lo, int64_t hi) {
-    k.modulate(x.f32() + lo, gamma.f32() + lo, beta.f32() + lo, y.f32() + lo, hi - lo);
+    k.modulate(x.f32() + lo, gamma.f32() + lo, beta ? beta->f32() + lo : nullptr, y.f32() + lo, hi - lo);
   });
   return Status::ok();
 }

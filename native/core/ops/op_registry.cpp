@@ -243,7 +243,7 @@ const std::vector<OpEntry>& registry() {
       {"spade_modulate", 3, 3,
        [](Context& c, const std::vector<Tensor>& in, AttrReader& a, Tensor& y) {
          BL_RETURN_IF_ERROR(a.finish());
-         return spade_modulate(c, in[0], in[1], in[2], y);
+         return spade_modulate(c, in[0], in[1], &in[2], y);
        }},
       {"scale", 1, 1,
        [](Context& c, const std::vector<Tensor>& in, AttrReader& a, Tensor& y) {
