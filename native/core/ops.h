@@ -30,6 +30,9 @@ struct Conv3dParams {
   int pad_before[3] = {0, 0, 0};  // per spatial dim (D, H, W)
   int pad_after[3] = {0, 0, 0};   // asymmetric: MONAI's autoencoder downsample pads (0, 1)
   Conv3dAlgorithm algorithm = Conv3dAlgorithm::Auto;
+  // Direct convolution: bytes of packed input per chunk of output slices (0: the default, 64 MiB). Results do
+  // not depend on it; the op's attribute exists so tests can force many chunks on small inputs.
+  int64_t chunk_bytes = 0;
   // Null: weights are packed per call (one-off ops, whose weights may change between calls).
   std::shared_ptr<PackedConvWeights> packed;
 };

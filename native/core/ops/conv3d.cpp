@@ -31,6 +31,9 @@ struct ConvGeometry {
   int64_t pd, ph, pw;             // pad before
   int64_t dq, hq, wq;             // phase grid
   int64_t phases, phase_size, ci_stride;
+  int64_t src_cstride;            // input elements between channels (of the whole input, also in a chunk)
+  int64_t src_row0;               // first input depth row a chunk reads
+  bool pointwise;                 // flattened 1x1x1: d = h = 1, w = D*H*W
 };
 
 ConvGeometry geometry(const Tensor& x, const Tensor& wt, const Conv3dParams& p) {
@@ -43,9 +46,10 @@ ConvGeometry geometry(const Tensor& x, const Tensor& wt, const Conv3dParams& p) 
   int64_t hp = g.h + p.pad_before[1] + p.pad_after[1];
   int64_t wp = g.w + p.pad_before[2] + p.pad_after[2];
   g.od = (dp - g.kd) / g.sd + 1; g.oh = (hp - g.kh) / g.sh + 1; g.ow = (wp - g.kw) / g.sw + 1;
-  bool pointwise = g.kd == 1 && g.kh == 1 && g.kw == 1 && g.sd == 1 && g.sh == 1 && g.sw == 1 &&
-                   dp == g.d && hp == g.h && wp == g.w;
-  if (pointwise) {
+  g.src_cstride = g.d * g.h * g.w;
+  g.pointwise = g.kd == 1 && g.kh == 1 && g.kw == 1 && g.sd == 1 && g.sh == 1 && g.sw == 1 &&
+                dp == g.d && hp == g.h && wp == g.w;
+  if (g.pointwise) {
     // A 1x1x1 convolution is a matrix product: one plane, one row, no margin.
     g.dq = 1; g.hq = 1; g.wq = g.d * g.h * g.w;
     g.od = 1; g.oh = 1; g.ow = g.wq;
@@ -57,6 +61,44 @@ ConvGeometry geometry(const Tensor& x, const Tensor& wt, const Conv3dParams& p) 
   g.phase_size = g.dq * g.hq * g.wq;
   g.ci_stride = g.phases * g.phase_size;
   return g;
+}
+
+// The part of g that computes output depth slices [z0, z1) (flat outputs [z0, z1) of a pointwise convolution):
+// its own depth padding and phase grid over just the input rows those outputs read. The chunk's padded rows
+// start at z0 * sd, a multiple of the stride, so each row keeps its phase.
+ConvGeometry chunk_geometry(const ConvGeometry& g, int64_t z0, int64_t z1) {
+  ConvGeometry c = g;
+  if (g.pointwise) {
+    c.w = c.wq = c.ow = z1 - z0;
+  } else {
+    const int64_t r0 = z0 * g.sd, r1 = (z1 - 1) * g.sd + g.kd;  // padded rows read
+    const int64_t first = std::max<int64_t>(0, r0 - g.pd), last = std::min<int64_t>(g.d, r1 - g.pd);
+    c.src_row0 = first;
+    c.d = std::max<int64_t>(0, last - first);
+    c.pd = std::max<int64_t>(0, g.pd - r0);
+    c.od = z1 - z0;
+    c.dq = (r1 - r0 + g.sd - 1) / g.sd;
+  }
+  c.phase_size = c.dq * c.hq * c.wq;
+  c.ci_stride = c.phases * c.phase_size;
+  return c;
+}
+
+// Offset of each tap in the packed input (relative to an output's flat position in its phase plane).
+void tap_offsets(const ConvGeometry& g, int32_t* tap_off) {
+  for (int64_t a = 0; a < g.kd; ++a)
+    for (int64_t b = 0; b < g.kh; ++b)
+      for (int64_t c = 0; c < g.kw; ++c) {
+        int64_t phase = ((a % g.sd) * g.sh + b % g.sh) * g.sw + c % g.sw;
+        tap_off[(a * g.kh + b) * g.kw + c] =
+            static_cast<int32_t>(phase * g.phase_size + ((a / g.sd) * g.hq + b / g.sh) * g.wq + c / g.sw);
+      }
+}
+
+int64_t max_tap_offset(const ConvGeometry& g) {
+  std::vector<int32_t> off(g.kd * g.kh * g.kw);
+  tap_offsets(g, off.data());
+  return *std::max_element(off.begin(), off.end());
 }
 
 // One channel's zero-padded, phase-split copy: element i of the packed plane goes to dst[kStep * i]
@@ -88,7 +130,7 @@ void pack_input(const ConvGeometry& g, const float* x, float* xq, int64_t c0, in
   for (int64_t c = c0; c < c1; ++c) {
     float* dst = xq + c * g.ci_stride;
     std::memset(dst, 0, sizeof(float) * g.ci_stride);
-    scatter_channel<1>(g, x + c * g.d * g.h * g.w, dst, [](float v) { return v; });
+    scatter_channel<1>(g, x + c * g.src_cstride, dst, [](float v) { return v; });
   }
 }
 
@@ -99,8 +141,8 @@ void pack_input_bf16_pairs(const ConvGeometry& g, const Bf16Kernels& bf, const f
   for (int64_t pr = p0; pr < p1; ++pr) {
     uint16_t* dst = xq2 + 2 * pr * g.ci_stride;
     std::memset(dst, 0, sizeof(uint16_t) * 2 * g.ci_stride);
-    const float* a = x + 2 * pr * g.d * g.h * g.w;
-    const float* b = 2 * pr + 1 < g.cin ? a + g.d * g.h * g.w : nullptr;
+    const float* a = x + 2 * pr * g.src_cstride;
+    const float* b = 2 * pr + 1 < g.cin ? a + g.src_cstride : nullptr;
     if (g.sw != 1) {
       scatter_channel<2>(g, a, dst, f32_to_bf16);
       if (b) scatter_channel<2>(g, b, dst + 1, f32_to_bf16);
@@ -204,36 +246,39 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
     return conv3d_winograd(ctx, x, weight, bias, p, y);
 
   const KernelTable& k = ctx.kernels();
-  const ConvGeometry g = geometry(x, weight, p);
+  const ConvGeometry full = geometry(x, weight, p);
   const int co_block = bf ? bf->conv_co_block : k.conv_co_block;
   const int tile = bf ? bf->conv_tile : k.conv_tile;
-  const int64_t taps = g.kd * g.kh * g.kw;
-  const int64_t co_blocks = (g.cout + co_block - 1) / co_block;
-  const int64_t plane = g.oh * g.wq;  // flat positions per output depth slice, margin included
-  const int64_t tiles = (plane + tile - 1) / tile;
-
-  std::vector<int32_t> tap_off(taps);
-  int64_t max_tap = 0;
-  for (int64_t a = 0; a < g.kd; ++a)
-    for (int64_t b = 0; b < g.kh; ++b)
-      for (int64_t c = 0; c < g.kw; ++c) {
-        int64_t phase = ((a % g.sd) * g.sh + b % g.sh) * g.sw + c % g.sw;
-        int64_t off = phase * g.phase_size + ((a / g.sd) * g.hq + b / g.sh) * g.wq + c / g.sw;
-        tap_off[(a * g.kh + b) * g.kw + c] = static_cast<int32_t>(off);
-        max_tap = std::max(max_tap, off);
-      }
-  if (g.cin * g.ci_stride > INT32_MAX)
-    return Status::range_error("conv3d: input " + x.shape_string() + " is too large for one call (over 2^31 padded elements per batch item)");
-
-  // Margin lanes of the last tiles read past the packed input: size the buffer for the furthest read.
-  const int64_t pairs = (g.cin + 1) / 2;
+  const int64_t taps = full.kd * full.kh * full.kw;
+  const int64_t co_blocks = (full.cout + co_block - 1) / co_block;
+  const int64_t pairs = (full.cin + 1) / 2;
   const int64_t pair_multiple = bf ? bf->pair_multiple : 1;
   const int64_t padded_pairs = (pairs + pair_multiple - 1) / pair_multiple * pair_multiple;
-  const int64_t reach = max_tap + (g.od - 1) * g.hq * g.wq + tiles * tile;
-  int64_t furthest = (g.cin - 1) * g.ci_stride + reach;
-  int64_t xq_floats = bf ? 0 : std::max(g.cin * g.ci_stride, furthest) + 16;
-  int64_t wp_floats = bf ? 0 : co_blocks * g.cin * taps * co_block;
-  const int64_t xq2_halves = bf ? 2 * ((padded_pairs - 1) * g.ci_stride + std::max(g.ci_stride, reach) + 16) : 0;
+
+  // The packed input is made a chunk of output slices (flat outputs for a 1x1x1 convolution) at a time, each
+  // chunk packing only the input rows it reads: a whole-volume copy of a 128-channel map at 96x128x96 is
+  // 640 MB of scratch. Chunks hold about chunk_bytes (64 MiB); the rows two neighbouring chunks share are packed twice
+  // (2 of ~10 rows for a 3x3x3 kernel; packing is ~3% of a convolution). Each output is summed in the same
+  // order whatever the chunking, so the results are identical.
+  const int64_t chunk_bytes = p.chunk_bytes > 0 ? p.chunk_bytes : int64_t(64) << 20;
+  const int64_t packed_channels = bf ? 2 * padded_pairs : full.cin;
+  const int64_t elem_bytes = bf ? 2 : 4;
+  const int64_t outer = full.pointwise ? full.ow : full.od;
+  const int64_t bytes_per_outer = packed_channels * elem_bytes * (full.pointwise ? 1 : full.phases * full.hq * full.wq);
+  const int64_t chunk = std::min(outer, std::max<int64_t>(1, chunk_bytes / bytes_per_outer));
+  const ConvGeometry largest = chunk_geometry(full, 0, chunk);
+
+  // Margin lanes of the last tiles read past the packed input: size the buffer for the furthest read of the
+  // largest chunk (later chunks are no larger; a shorter last chunk reads less).
+  const int64_t plane_max = largest.oh * largest.wq;
+  const int64_t tiles_max = (plane_max + tile - 1) / tile;
+  const int64_t reach_max = max_tap_offset(largest) + (largest.od - 1) * largest.hq * largest.wq + tiles_max * tile;
+  if (full.cin * largest.ci_stride > INT32_MAX || reach_max > INT32_MAX)
+    return Status::range_error("conv3d: input " + x.shape_string() + " is too large for one call (over 2^31 padded elements per batch item)");
+  const int64_t furthest = (full.cin - 1) * largest.ci_stride + reach_max;
+  int64_t xq_floats = bf ? 0 : std::max(full.cin * largest.ci_stride, furthest) + 16;
+  int64_t wp_floats = bf ? 0 : co_blocks * full.cin * taps * co_block;
+  const int64_t xq2_halves = bf ? 2 * ((padded_pairs - 1) * largest.ci_stride + std::max(largest.ci_stride, reach_max) + 16) : 0;
   const int64_t w2_halves = bf ? co_blocks * padded_pairs * taps * co_block * 2 : 0;
   const int64_t halves_as_floats = (xq2_halves + (p.packed ? 0 : w2_halves) + 1) / 2;
   float* scratch = static_cast<float*>(ctx.scratch().reserve(sizeof(float) * (xq_floats + wp_floats + halves_as_floats)));
@@ -255,21 +300,20 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
     }
     w2 = p.packed->data.data();
   }
-  if (!bf) std::memset(xq + g.cin * g.ci_stride, 0, sizeof(float) * (xq_floats - g.cin * g.ci_stride));
 
   if (bf) {
-    std::memset(xq2 + 2 * pairs * g.ci_stride, 0, sizeof(uint16_t) * (xq2_halves - 2 * pairs * g.ci_stride));
     if (!weights_ready) {
       ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) {
-        bf->pack_weights(weight.f32(), g.cout, g.cin, taps, w2, b0, b1);
+        bf->pack_weights(weight.f32(), full.cout, full.cin, taps, w2, b0, b1);
       });
       if (p.packed) p.packed->kernels = bf;
     }
   } else {
-    pack_weight(g, weight.f32(), co_block, wp);
+    pack_weight(full, weight.f32(), co_block, wp);
   }
   const float* bias_data = bias ? bias->f32() : nullptr;
-  const int64_t out_spatial = g.od * g.oh * g.ow;
+  const int64_t out_spatial = full.od * full.oh * full.ow;
+  const int64_t in_spatial = full.d * full.h * full.w;
 
   // Input channels are taken in blocks whose packed weights (for every output channel) fit in
   // about 1 MiB: every tile reuses the whole block's weights, so they must stay in cache. Without
@@ -278,56 +322,69 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
   // convolution is not split: its output is much larger than its weights, and re-reading the
   // output per block costs more than streaming the weights.
   const int64_t weight_bytes_per_ci = co_blocks * co_block * taps * static_cast<int64_t>(sizeof(float));
-  int64_t ci_block = taps == 1 ? g.cin
-      : std::min<int64_t>(g.cin, std::max<int64_t>(16, (int64_t(1) << 20) / weight_bytes_per_ci));
+  int64_t ci_block = taps == 1 ? full.cin
+      : std::min<int64_t>(full.cin, std::max<int64_t>(16, (int64_t(1) << 20) / weight_bytes_per_ci));
   // bf16: blocks start on a K step of the bf16 kernel (a channel pair, or 16 pairs for AMX).
-  if (bf && ci_block < g.cin) ci_block = std::min(g.cin, (ci_block + 2 * pair_multiple - 1) / (2 * pair_multiple) * (2 * pair_multiple));
+  if (bf && ci_block < full.cin) ci_block = std::min(full.cin, (ci_block + 2 * pair_multiple - 1) / (2 * pair_multiple) * (2 * pair_multiple));
 
-  for (int64_t n = 0; n < g.n; ++n) {
-    const float* xn = x.f32() + n * g.cin * g.d * g.h * g.w;
-    float* yn = y.f32() + n * g.cout * out_spatial;
-    if (bf)
-      ctx.pool().parallel_for(pairs, [&](int64_t p0, int64_t p1, int) { pack_input_bf16_pairs(g, *bf, xn, xq2, p0, p1); });
-    else
-      ctx.pool().parallel_for(g.cin, [&](int64_t c0, int64_t c1, int) { pack_input(g, xn, xq, c0, c1); });
-    for (int64_t ci0 = 0; ci0 < g.cin; ci0 += ci_block) {
-      const int64_t cin_here = std::min(ci_block, g.cin - ci0);
-      const bool first = ci0 == 0;
-      // Items ordered (depth slice, tile group, channel block, tile): a group's input (~256 KiB)
-      // stays in L2 while every channel block's weights pass over it once, instead of all the
-      // weights streaming past each single tile.
-      const int64_t tile_bytes = cin_here * tile * static_cast<int64_t>(sizeof(float)) * (taps > 1 ? 3 : 1);
-      const int64_t group = std::min<int64_t>(tiles, std::max<int64_t>(1, (int64_t(256) << 10) / tile_bytes));
-      const int64_t groups = (tiles + group - 1) / group;
-      const int64_t items = g.od * groups * co_blocks * group;
-      ctx.pool().parallel_for(items, [&](int64_t begin, int64_t end, int) {
-        alignas(64) float acc[16 * 64];
-        for (int64_t item = begin; item < end; ++item) {
-          int64_t t = ((item / (group * co_blocks)) % groups) * group + item % group;
-          if (t >= tiles) continue;
-          int64_t cb = (item / group) % co_blocks;
-          int64_t z = item / (group * co_blocks * groups);
-          int64_t p0 = t * tile;
-          if (bf)
-            bf->conv_tile_fn(xq2 + 2 * ((ci0 / 2) * g.ci_stride + z * g.hq * g.wq + p0),
-                          w2 + 2 * (cb * padded_pairs + ci0 / 2) * taps * co_block, tap_off.data(),
-                          static_cast<int>(taps),
-                          static_cast<int>(std::min(padded_pairs - ci0 / 2, (cin_here + 2 * pair_multiple - 1) /
-                                                    (2 * pair_multiple) * pair_multiple)),
-                          g.ci_stride, acc);
-          else
-            k.conv_tile_fn(xq + ci0 * g.ci_stride + z * g.hq * g.wq + p0,
-                           wp + (cb * g.cin + ci0) * taps * co_block, tap_off.data(), static_cast<int>(taps),
-                           static_cast<int>(cin_here), g.ci_stride, acc);
-          int64_t lanes = std::min<int64_t>(tile, plane - p0);
-          for (int c = 0; c < co_block; ++c) {
-            int64_t co = cb * co_block + c;
-            if (co >= g.cout) break;
-            write_tile_channel(g, acc + c * tile, p0, lanes, bias_data ? bias_data[co] : 0.0f, first,
-                               yn + co * out_spatial + z * g.oh * g.ow);
+  std::vector<int32_t> tap_off(taps);
+  for (int64_t n = 0; n < full.n; ++n) {
+    for (int64_t z0 = 0; z0 < outer; z0 += chunk) {
+      const ConvGeometry g = chunk_geometry(full, z0, std::min(outer, z0 + chunk));
+      tap_offsets(g, tap_off.data());
+      const int64_t plane = g.oh * g.wq;  // flat positions per output depth slice, margin included
+      const int64_t tiles = (plane + tile - 1) / tile;
+      // Where this chunk's input rows start in each channel, and its outputs in each output channel.
+      const int64_t src_off = full.pointwise ? z0 : g.src_row0 * full.h * full.w;
+      const int64_t out_off = full.pointwise ? z0 : z0 * full.oh * full.ow;
+      const float* xn = x.f32() + n * full.cin * in_spatial + src_off;
+      float* yn = y.f32() + n * full.cout * out_spatial + out_off;
+      if (bf) {
+        ctx.pool().parallel_for(pairs, [&](int64_t p0, int64_t p1, int) { pack_input_bf16_pairs(g, *bf, xn, xq2, p0, p1); });
+        std::memset(xq2 + 2 * pairs * g.ci_stride, 0, sizeof(uint16_t) * (xq2_halves - 2 * pairs * g.ci_stride));
+      } else {
+        ctx.pool().parallel_for(g.cin, [&](int64_t c0, int64_t c1, int) { pack_input(g, xn, xq, c0, c1); });
+        std::memset(xq + g.cin * g.ci_stride, 0, sizeof(float) * (xq_floats - g.cin * g.ci_stride));
+      }
+      for (int64_t ci0 = 0; ci0 < g.cin; ci0 += ci_block) {
+        const int64_t cin_here = std::min(ci_block, g.cin - ci0);
+        const bool first = ci0 == 0;
+        // Items ordered (depth slice, tile group, channel block, tile): a group's input (~256 KiB)
+        // stays in L2 while every channel block's weights pass over it once, instead of all the
+        // weights streaming past each single tile.
+        const int64_t tile_bytes = cin_here * tile * static_cast<int64_t>(sizeof(float)) * (taps > 1 ? 3 : 1);
+        const int64_t group = std::min<int64_t>(tiles, std::max<int64_t>(1, (int64_t(256) << 10) / tile_bytes));
+        const int64_t groups = (tiles + group - 1) / group;
+        const int64_t items = g.od * groups * co_blocks * group;
+        ctx.pool().parallel_for(items, [&](int64_t begin, int64_t end, int) {
+          alignas(64) float acc[16 * 64];
+          for (int64_t item = begin; item < end; ++item) {
+            int64_t t = ((item / (group * co_blocks)) % groups) * group + item % group;
+            if (t >= tiles) continue;
+            int64_t cb = (item / group) % co_blocks;
+            int64_t z = item / (group * co_blocks * groups);
+            int64_t p0 = t * tile;
+            if (bf)
+              bf->conv_tile_fn(xq2 + 2 * ((ci0 / 2) * g.ci_stride + z * g.hq * g.wq + p0),
+                            w2 + 2 * (cb * padded_pairs + ci0 / 2) * taps * co_block, tap_off.data(),
+                            static_cast<int>(taps),
+                            static_cast<int>(std::min(padded_pairs - ci0 / 2, (cin_here + 2 * pair_multiple - 1) /
+                                                      (2 * pair_multiple) * pair_multiple)),
+                            g.ci_stride, acc);
+            else
+              k.conv_tile_fn(xq + ci0 * g.ci_stride + z * g.hq * g.wq + p0,
+                             wp + (cb * g.cin + ci0) * taps * co_block, tap_off.data(), static_cast<int>(taps),
+                             static_cast<int>(cin_here), g.ci_stride, acc);
+            int64_t lanes = std::min<int64_t>(tile, plane - p0);
+            for (int c = 0; c < co_block; ++c) {
+              int64_t co = cb * co_block + c;
+              if (co >= g.cout) break;
+              write_tile_channel(g, acc + c * tile, p0, lanes, bias_data ? bias_data[co] : 0.0f, first,
+                                 yn + co * out_spatial + z * g.oh * g.ow);
+            }
           }
-        }
-      });
+        });
+      }
     }
   }
   return Status::ok();

@@ -173,6 +173,10 @@ const std::vector<OpEntry>& registry() {
          int algorithm = 0;  // 0 auto, 1 direct, 2 winograd (Conv3dAlgorithm)
          BL_RETURN_IF_ERROR(a.integer("algorithm", &auto_algorithm, 0, 2, &algorithm));
          p.algorithm = static_cast<Conv3dAlgorithm>(algorithm);
+         const int64_t default_chunk = 0;
+         int chunk_bytes = 0;
+         BL_RETURN_IF_ERROR(a.integer("chunk_bytes", &default_chunk, 0, 1 << 30, &chunk_bytes));
+         p.chunk_bytes = chunk_bytes;
          BL_RETURN_IF_ERROR(a.finish());
          return conv3d(c, in[0], in[1], optional_input(in, 2), p, y);
        }},
