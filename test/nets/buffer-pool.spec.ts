@@ -4,6 +4,10 @@
  * here has the thesis' proportions (SPADE hidden width twice the top level's channels), where every map at the
  * output resolution dominates memory: at 96x128x96 each one is 300-600 MB.
  */
+import test from 'ava';
+import { createBackend } from '../../ts/backend/select.js';
+import { loadNativeAddon } from '../../ts/backend/native-binding.js';
+import type { Backend } from '../../ts/backend/types.js';
 import { createNetwork } from '../../ts/nets/network.js';
 import { randomNetworkWeights } from '../../ts/nets/random-weights.js';
 import type { NetworkSpec, NetworkTensors } from '../../ts/backend/types.js';
@@ -51,3 +55,57 @@ eachBackend('a SPADE decoder allocates on its first run only and holds at most 5
     await network.dispose();
   }
 });
+
+// Above a size (256 MB; BRAIN_LDM_SPADE_SLICE_ABOVE, read when a network is built, lowers it) a SPADE norm makes
+// gamma and beta 32+ channels at a time. Each output channel is the same sum either way: identical bytes, fewer
+// buffer bytes held. Native only (the wasm module keeps its own environment). fp32 wide layers run Winograd and
+// are never sliced. The decoder here has the thesis decoder's proportions scaled down by 2 (its full-resolution stage
+// takes 64 channels to 32 with a 64-wide SPADE hidden layer; the thesis' 128 -> 64, hidden 128).
+const WIDE: NetworkSpec = { ...SPADE_AE, args: { ...SPADE_AE.args, num_channels: [32, 64], norm_num_groups: 16, spade_intermediate_channels: 64 } };
+
+// Which convolutions run direct: with AMX every bf16 one; fp32 and AVX512-BF16 take Winograd for 64 -> 64.
+function amx(): boolean {
+  try {
+    return loadNativeAddon().addon.bf16Kernels === 'amx-bf16';
+  } catch {
+    return false;
+  }
+}
+
+for (const precision of ['fp32', 'bf16'] as const) {
+  const direct = precision === 'bf16' && amx();
+  const title = direct ? 'give the same bytes and hold less' : 'are not sliced where the convolution runs Winograd';
+  test(`SPADE gamma and beta made a slice of channels at a time ${title} (native ${precision})`, async (t) => {
+    let backend: Backend;
+    try {
+      backend = await createBackend('native', { threads: 2, precision });
+    } catch (e) {
+      t.log(`skipped: ${(e as Error).message}`);
+      t.pass();
+      return;
+    }
+    try {
+      const weights = await randomNetworkWeights(backend, WIDE, 5);
+      const run = async (sliceAbove: string | undefined) => {
+        if (sliceAbove === undefined) delete process.env.BRAIN_LDM_SPADE_SLICE_ABOVE;
+        else process.env.BRAIN_LDM_SPADE_SLICE_ABOVE = sliceAbove;
+        const network = await createNetwork(backend, WIDE, weights);
+        delete process.env.BRAIN_LDM_SPADE_SLICE_ABOVE;
+        try {
+          const out = await network.run('decode', decodeInputs());
+          return { out: out.out.data, bytes: network.stats().bufferBytes };
+        } finally {
+          await network.dispose();
+        }
+      };
+      const whole = await run(undefined);
+      // Only the full-resolution 64-channel norms, where the maps are largest.
+      const sliced = await run(String(64 * SIDE ** 3 * 4 - 1));
+      t.deepEqual(sliced.out, whole.out);
+      if (direct) t.true(sliced.bytes < whole.bytes, `buffers held: sliced ${sliced.bytes}, whole ${whole.bytes}`);
+      else t.is(sliced.bytes, whole.bytes);
+    } finally {
+      await backend.dispose();
+    }
+  });
+}

@@ -98,6 +98,24 @@ Status ConvLayer::forward(NetRun& r, const Tensor& x, Tensor* y) const {
   return Status::ok();
 }
 
+Status ConvLayer::split_output_channels(int blocks, std::vector<ConvLayer>* out) const {
+  out->clear();
+  if (blocks < 1 || cout % blocks != 0)
+    return Status::range_error("ConvLayer: " + std::to_string(cout) + " output channels do not split into " +
+                               std::to_string(blocks) + " equal blocks");
+  const int per = cout / blocks;
+  const int64_t w_per = static_cast<int64_t>(per) * cin * k * k * k;
+  for (int b = 0; b < blocks; ++b) {
+    ConvLayer l = *this;
+    l.cout = per;
+    l.weight = Tensor::borrow(static_cast<float*>(weight.data) + b * w_per, DType::F32, {per, cin, k, k, k});
+    if (has_bias) l.bias = Tensor::borrow(static_cast<float*>(bias.data) + b * per, DType::F32, {per});
+    l.params.packed = std::make_shared<PackedConvWeights>();
+    out->push_back(std::move(l));
+  }
+  return Status::ok();
+}
+
 Status GroupNormLayer::bind(WeightStore& ws, const std::string& prefix, int channels, int g, float e, bool aff) {
   groups = g;
   eps = e;
@@ -137,8 +155,36 @@ Status NormLayer::bind_spade(WeightStore& ws, const std::string& prefix, int cha
   BL_RETURN_IF_ERROR(group_norm.bind(ws, prefix + ".param_free_norm.N", channels, groups, eps, param_free_affine));
   BL_RETURN_IF_ERROR(mlp_shared.bind(ws, prefix + ".mlp_shared.conv", label_nc, hidden, 3, true));
   BL_RETURN_IF_ERROR(mlp_gamma.bind(ws, prefix + ".mlp_gamma.conv", hidden, channels, 3, true));
-  return mlp_beta.bind(ws, prefix + ".mlp_beta.conv", hidden, channels, 3, true);
+  BL_RETURN_IF_ERROR(mlp_beta.bind(ws, prefix + ".mlp_beta.conv", hidden, channels, 3, true));
+  if (const char* v = std::getenv("BRAIN_LDM_SPADE_SLICE_ABOVE")) slice_above = std::strtoll(v, nullptr, 10);
+  // Slices of at least 32 channels, a multiple of every kernel's output-channel block (AMX tiles hold 32: a
+  // 16-channel slice would run half-empty tiles), at most kSpadeBlocks of them.
+  const int blocks = std::min(kSpadeBlocks, channels / 32);
+  if (blocks >= 2 && channels % (32 * blocks) == 0) {
+    BL_RETURN_IF_ERROR(mlp_gamma.split_output_channels(blocks, &mlp_gamma_blocks));
+    BL_RETURN_IF_ERROR(mlp_beta.split_output_channels(blocks, &mlp_beta_blocks));
+  }
+  return Status::ok();
 }
+
+namespace {
+
+// One channel slice [c0, c0 + cb) of every batch item of y [N, C, ...] and the matching [N, cb, ...] map m:
+// y = y * (1 + m) (beta null) or y = y + m, m instance-normalised first (MONAI's Convolution after the SPADE
+// gamma/beta convs: non-affine InstanceNorm, eps 1e-5).
+Status apply_spade_slice(NetRun& r, Tensor& m, Tensor& y, int64_t c0, bool is_gamma) {
+  BL_RETURN_IF_ERROR(bl::group_norm(r.ctx, m, static_cast<int>(m.shape[1]), 1e-5f, nullptr, nullptr, false, m));
+  const int64_t n = y.shape[0], c = y.shape[1], cb = m.shape[1];
+  const int64_t spatial = y.numel() / (n * c);
+  for (int64_t i = 0; i < n; ++i) {
+    Tensor ys = Tensor::borrow(y.f32() + (i * c + c0) * spatial, DType::F32, {cb, spatial});
+    Tensor ms = Tensor::borrow(m.f32() + i * cb * spatial, DType::F32, {cb, spatial});
+    BL_RETURN_IF_ERROR(is_gamma ? spade_modulate(r.ctx, ys, ms, nullptr, ys) : add(r.ctx, ys, ms, ys));
+  }
+  return Status::ok();
+}
+
+}  // namespace
 
 Status NormLayer::forward(NetRun& r, const Tensor& x, const Tensor* seg, bool fuse_silu, Tensor* y, bool overwrite_input) const {
   if (!spade) return group_norm.forward(r, x, fuse_silu, y, overwrite_input);
@@ -164,7 +210,29 @@ Status NormLayer::forward(NetRun& r, const Tensor& x, const Tensor* seg, bool fu
   // MONAI's Convolution defaults to norm=INSTANCE, so gamma and beta each pass a non-affine
   // InstanceNorm (eps 1e-5) after their convolution: a GenerativeModels quirk we reproduce.
   // normalized * (1 + gamma) + beta in two passes, the product then the sum (PyTorch's order), so gamma is
-  // released before beta exists: one C-channel map fewer at the decoder's full resolution.
+  // released before beta exists: one C-channel map fewer at the decoder's full resolution. Where a map is
+  // larger than kSpadeBlockAbove, gamma and beta are made and applied a slice of channels at a time (each
+  // slice re-packs actv, a little more work, against three quarters of a map less at the peak: at 96x128x96
+  // with 128 channels a map is 576 MB). Not when the whole convolution would run Winograd (fp32, wide
+  // layers): slices below its 64 channels would run direct, and each would transform actv again.
+  const int64_t map_bytes = static_cast<int64_t>(x.numel()) * 4;
+  if (map_bytes > slice_above && !mlp_gamma_blocks.empty() &&
+      !conv3d_uses_winograd(r.ctx, mlp_gamma.weight, mlp_gamma.params)) {
+    *y = normalized;
+    const int64_t cb = mlp_gamma_blocks[0].cout;
+    for (size_t b = 0; b < mlp_gamma_blocks.size(); ++b) {
+      Tensor m;
+      BL_RETURN_IF_ERROR(mlp_gamma_blocks[b].forward(r, actv, &m));
+      BL_RETURN_IF_ERROR(apply_spade_slice(r, m, *y, static_cast<int64_t>(b) * cb, true));
+    }
+    for (size_t b = 0; b < mlp_beta_blocks.size(); ++b) {
+      Tensor m;
+      BL_RETURN_IF_ERROR(mlp_beta_blocks[b].forward(r, actv, &m));
+      BL_RETURN_IF_ERROR(apply_spade_slice(r, m, *y, static_cast<int64_t>(b) * cb, false));
+    }
+    if (fuse_silu) BL_RETURN_IF_ERROR(silu(r.ctx, *y, *y));
+    return Status::ok();
+  }
   Tensor gamma, beta;
   BL_RETURN_IF_ERROR(mlp_gamma.forward(r, actv, &gamma));
   BL_RETURN_IF_ERROR(bl::group_norm(r.ctx, gamma, static_cast<int>(gamma.shape[1]), 1e-5f, nullptr, nullptr, false, gamma));

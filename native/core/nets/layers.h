@@ -78,6 +78,10 @@ struct ConvLayer {
               int pad_before = -1, int pad_after = -1);
   // y has x's rank; for rank < 5 the trailing dims are treated as positions.
   Status forward(NetRun& r, const Tensor& x, Tensor* y) const;
+  // The same convolution as `blocks` layers over consecutive slices of the output channels (views of these
+  // weights, each with its own packed-weight cache): a caller that consumes the output a slice at a time never
+  // holds all of it.
+  Status split_output_channels(int blocks, std::vector<ConvLayer>* out) const;
 };
 
 struct GroupNormLayer {
@@ -97,12 +101,20 @@ struct LayerNormLayer {
   Status forward(NetRun& r, const Tensor& x, Tensor* y) const;
 };
 
+// SPADE norms over maps above kSpadeBlockAbove bytes make gamma and beta in up to kSpadeBlocks slices of
+// channels. BRAIN_LDM_SPADE_SLICE_ABOVE (bytes, read when a network is built) overrides the threshold, so the
+// specs can take the sliced path on small maps.
+constexpr int kSpadeBlocks = 4;
+constexpr int64_t kSpadeBlockAbove = int64_t(256) << 20;
+
 // The normalisation in front of a convolution: GroupNorm, or SPADE
 // (param-free norm, then x * (1 + gamma(seg)) + beta(seg)).
 struct NormLayer {
   GroupNormLayer group_norm;
   bool spade = false;
   ConvLayer mlp_shared, mlp_gamma, mlp_beta;
+  std::vector<ConvLayer> mlp_gamma_blocks, mlp_beta_blocks;  // the same, by slices of output channels
+  int64_t slice_above = kSpadeBlockAbove;
   Status bind_group(WeightStore& ws, const std::string& prefix, int channels, int groups, float eps);
   // param_free_affine: SPADEDiffusionModelUNet's param-free norm is an affine GroupNorm with keys
   // <prefix>.param_free_norm.N.*; the SPADE autoencoder's has no parameters (eps 1e-5).
