@@ -127,7 +127,6 @@ def main() -> int:
     if args.note:
         w("")
         w(args.note)
-    w("")
     kept = {s: d["keptFrom"] for s, d in done.items() if "keptFrom" in d}
     if kept:
         w("")
