@@ -12,7 +12,7 @@ import test from 'ava';
 import { createBackend } from '../../ts/backend/select.js';
 import { loadNativeAddon } from '../../ts/backend/native-binding.js';
 import type { Backend } from '../../ts/backend/types.js';
-import { bf16ToF32BitsRef, bitsToF32, conv3dRef, f32ToBf16Ref, numel, randn, relL2 } from '../helpers/reference.js';
+import { bf16ToF32BitsRef, bitsToF32, conv3dRef, f32ToBf16Ref, numel, randn, relL2, type ConvCase } from '../helpers/reference.js';
 
 function bf16Kernels(): string {
   try {
@@ -26,33 +26,25 @@ function roundedToBf16(a: Float32Array): Float32Array {
   return a.map((v) => bitsToF32(bf16ToF32BitsRef(f32ToBf16Ref(v))));
 }
 
-interface Case {
-  title: string;
-  x: number[];
-  w: number[];
-  stride: [number, number, number];
-  pad: [number, number, number];
-  padAfter?: [number, number, number];
-}
 
 // Direct convolutions: channel counts below Winograd's 64, odd channel counts (a channel paired with zeros), the
 // strided and 1x1x1 forms, and enough input channels that they run in cache-sized blocks of an odd size (1000
 // channels x 8 blocks of 8 outputs -> 151 per block, taken as 152 to start on a pair).
-const direct: Case[] = [
-  { title: '3x3x3, 5 -> 7 channels, batch 2', x: [2, 5, 7, 6, 9], w: [7, 5, 3, 3, 3], stride: [1, 1, 1], pad: [1, 1, 1] },
-  { title: '3x3x3, 32 -> 48 on 10x12x9', x: [1, 32, 10, 12, 9], w: [48, 32, 3, 3, 3], stride: [1, 1, 1], pad: [1, 1, 1] },
-  { title: '1x1x1, 33 -> 20', x: [2, 33, 5, 4, 3], w: [20, 33, 1, 1, 1], stride: [1, 1, 1], pad: [0, 0, 0] },
-  { title: '3x3x3 stride 2, end pad', x: [1, 9, 8, 6, 10], w: [12, 9, 3, 3, 3], stride: [2, 2, 2], pad: [0, 0, 0], padAfter: [1, 1, 1] },
-  { title: '3x3x3, 1000 -> 60 in channel blocks', x: [1, 1000, 3, 4, 3], w: [60, 1000, 3, 3, 3], stride: [1, 1, 1], pad: [1, 1, 1] },
+const direct: ConvCase[] = [
+  { title: '3x3x3, 5 -> 7 channels, batch 2', x: [2, 5, 7, 6, 9], w: [7, 5, 3, 3, 3], stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '3x3x3, 32 -> 48 on 10x12x9', x: [1, 32, 10, 12, 9], w: [48, 32, 3, 3, 3], stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '1x1x1, 33 -> 20', x: [2, 33, 5, 4, 3], w: [20, 33, 1, 1, 1], stride: [1, 1, 1], before: [0, 0, 0], after: [0, 0, 0] },
+  { title: '3x3x3 stride 2, end pad', x: [1, 9, 8, 6, 10], w: [12, 9, 3, 3, 3], stride: [2, 2, 2], before: [0, 0, 0], after: [1, 1, 1] },
+  { title: '3x3x3, 1000 -> 60 in channel blocks', x: [1, 1000, 3, 4, 3], w: [60, 1000, 3, 3, 3], stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
 ];
-const winograd: Case[] = [
-  { title: '3x3x3, 64 -> 64, batch 2 (Winograd-size)', x: [2, 64, 6, 7, 5], w: [64, 64, 3, 3, 3], stride: [1, 1, 1], pad: [1, 1, 1] },
-  { title: '3x3x3, 65 -> 70 (Winograd-size)', x: [1, 65, 5, 6, 7], w: [70, 65, 3, 3, 3], stride: [1, 1, 1], pad: [1, 1, 1] },
+const winograd: ConvCase[] = [
+  { title: '3x3x3, 64 -> 64, batch 2 (Winograd-size)', x: [2, 64, 6, 7, 5], w: [64, 64, 3, 3, 3], stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '3x3x3, 65 -> 70 (Winograd-size)', x: [1, 65, 5, 6, 7], w: [70, 65, 3, 3, 3], stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
 ];
 
-async function run(backend: Backend, c: Case, x: Float32Array, w: Float32Array, b: Float32Array): Promise<Float32Array> {
+async function run(backend: Backend, c: ConvCase, x: Float32Array, w: Float32Array, b: Float32Array): Promise<Float32Array> {
   const y = await backend.conv3d(backend.tensor(c.x, x), backend.tensor(c.w, w), backend.tensor([c.w[0]], b),
-    { stride: c.stride, padding: { before: c.pad, after: c.padAfter ?? c.pad } });
+    { stride: c.stride, padding: { before: c.before, after: c.after } });
   return y.read() as Float32Array;
 }
 
@@ -74,8 +66,7 @@ export function bf16ConvSpecs(expected: string): void {
       const x = randn(numel(c.x), 500 + i);
       const w = randn(numel(c.w), 600 + i, 0, 1 / Math.sqrt(numel(c.w) / c.w[0]));
       const b = randn(c.w[0], 700 + i);
-      const after = c.padAfter ?? c.pad;
-      const exact = conv3dRef(x, c.x, w, c.w, b, c.stride, c.pad, after).data;
+      const exact = conv3dRef(x, c.x, w, c.w, b, c.stride, c.before, c.after).data;
       const backend = await createBackend('native', { isa: 'avx512', threads: 2, precision: 'bf16' });
       try {
         t.is(backend.info().precision, 'bf16');
@@ -86,7 +77,7 @@ export function bf16ConvSpecs(expected: string): void {
         t.true(err <= 1e-2, `relative L2 error vs fp32 ${err}`);
         t.true(err >= 1e-4, `relative L2 error vs fp32 ${err}: too small for bf16 products (did it run fp32?)`);
         if (!isWinograd) {
-          const ofRounded = conv3dRef(roundedToBf16(x), c.x, roundedToBf16(w), c.w, b, c.stride, c.pad, after).data;
+          const ofRounded = conv3dRef(roundedToBf16(x), c.x, roundedToBf16(w), c.w, b, c.stride, c.before, c.after).data;
           const e = relL2(got, ofRounded);
           t.true(e <= 1e-5, `relative L2 error vs the conv of bf16-rounded inputs ${e}`);
         }
@@ -110,7 +101,7 @@ export function bf16ConvSpecs(expected: string): void {
         await run(bf16, c, x, w, b);
         const after = await run(fp32, c, x, w, b);
         t.deepEqual(Buffer.from(after.buffer), Buffer.from(before.buffer));
-        t.true(relL2(before, conv3dRef(x, c.x, w, c.w, b, c.stride, c.pad, c.pad).data) <= 1e-5);
+        t.true(relL2(before, conv3dRef(x, c.x, w, c.w, b, c.stride, c.before, c.after).data) <= 1e-5);
       } finally {
         await fp32.dispose();
         await bf16.dispose();

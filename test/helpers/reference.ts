@@ -29,6 +29,16 @@ export function randn(n: number, seed: number, mean = 0, std = 1): Float32Array 
 
 export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
+/** One convolution of a spec: input and weight shapes, stride, padding before and after in each of D, H, W. */
+export interface ConvCase {
+  title: string;
+  x: number[];
+  w: number[];
+  stride: [number, number, number];
+  before: [number, number, number];
+  after: [number, number, number];
+}
+
 export function conv3dRef(x: Float32Array, xs: readonly number[], w: Float32Array, ws: readonly number[], b: Float32Array | null,
   stride: readonly number[], before: readonly number[], after: readonly number[]): { data: Float32Array; shape: number[] } {
   const [n, c, d, h, wd] = xs;

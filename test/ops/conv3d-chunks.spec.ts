@@ -8,16 +8,10 @@
 import { createBackend } from '../../ts/backend/select.js';
 import type { Backend, DeviceTensor } from '../../ts/backend/types.js';
 import { eachBackend, poisoned } from '../helpers/backends.js';
-import { conv3dRef, numel, randn, relL2 } from '../helpers/reference.js';
+import { conv3dRef, numel, randn, relL2, type ConvCase } from '../helpers/reference.js';
 import test from 'ava';
 
-interface Case {
-  title: string;
-  x: number[];
-  w: number[];
-  stride: [number, number, number];
-  before: [number, number, number];
-  after: [number, number, number];
+interface Case extends ConvCase {
   /** chunk_bytes giving chunks of a few slices (the packed input is 4 bytes x channels x phases x padded plane per slice). */
   few: number;
 }

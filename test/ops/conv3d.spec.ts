@@ -1,14 +1,8 @@
 import { eachBackend, poisoned } from '../helpers/backends.js';
-import { conv3dRef, maxScaledError, numel, randn, relL2 } from '../helpers/reference.js';
+import { conv3dRef, maxScaledError, numel, randn, relL2, type ConvCase } from '../helpers/reference.js';
 
-interface Case {
-  title: string;
-  x: number[];
-  w: number[];
+interface Case extends ConvCase {
   bias: boolean;
-  stride: [number, number, number];
-  before: [number, number, number];
-  after: [number, number, number];
 }
 
 // Shapes chosen to hit channel-block tails (Cout 7, 33), plane widths that are
