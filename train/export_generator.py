@@ -312,7 +312,7 @@ def main(argv: list[str]) -> int:
             write_json_atomic(staging / "generator.json", generator_json(cfg, done))
             summary = {"config": cfg["name"], "weightsDtype": dtype_name, "bundles": bundles,
                        "totalWeightBytes": sum(b["bytes"] for b in bundles),
-                       "stages": {s: {k: done[s][k] for k in ("steps", "epochs", "wallSeconds", "encodeSeconds", "truncated", "parameters", "lastEpoch", "keptFrom")
+                       "stages": {s: {k: done[s][k] for k in ("steps", "epochs", "wallSeconds", "encodeSeconds", "truncated", "parameters", "lastEpoch", "keptFrom", "initFrom")
                                       if k in done[s]} for s in STAGES}}
             for name in DATA_NOTICE_FILES:
                 if (a.run / name).is_file():

@@ -133,6 +133,13 @@ def main() -> int:
         w(f"Stages {', '.join(kept)} were not retrained: their bundles were kept as they were from the generator "
           + " and ".join(sorted({f"`{k['generator']}` (config `{k['config']}`)" for k in kept.values()}))
           + " (`export_generator.py --keep`); their rows below are that training's.")
+    # Stages that continued another run's weights (train.init_from): that run comes first in Reproduce below.
+    init = {s: d["initFrom"] for s, d in done.items() if "initFrom" in d and s not in kept}
+    if init:
+        w("")
+        w(f"Stages {', '.join(init)} started from the weights of the finished run "
+          + " and ".join(sorted({f"`{Path(i['run']).name}` ({i['steps']} steps)" for i in init.values()}))
+          + " (`train.init_from`); steps and wall time below are this run's only.")
     w("")
     w("| stage | steps | wall (min) | last epoch loss | held-out |")
     w("|---|---|---|---|---|")
@@ -186,6 +193,12 @@ def main() -> int:
     w("```sh")
     w("bash train/make_training_set.sh DATA --augment-at reduced")
     trained = [x for x in ("mask-ae", "mask-unet", "spade-ae", "spade-unet") if x not in kept]
+    # A run named by init_from is a sibling of RUN, trained by the config of the same name.
+    for stage, i in init.items():
+        source = Path(i["run"]).name
+        w(f".venv/bin/python train/train.py --config train/configs/{source}.yaml --stage {stage} --data DATA --out RUNS/{source}")
+    if init:
+        w("# RUN below is RUNS/<name>, a sibling of the run(s) above")
     for stage in (["all"] if len(trained) == 4 else trained):
         w(f".venv/bin/python train/train.py --config {args.config} --stage {stage} --data DATA --out RUN")
     halves = [h for h, stages in (("mask", ("mask-ae", "mask-unet")), ("image", ("spade-ae", "spade-unet"))) if all(x in kept for x in stages)]

@@ -65,7 +65,8 @@ function writeJson(path: string, value: unknown): void {
 }
 
 /** A generator folder, data split and evaluation outputs with known numbers (no weights: the card does not read them). */
-function cardInputs(dir: string, keptFrom?: { generator: string; config: string }): { generator: string; data: string; evalDir: string } {
+function cardInputs(dir: string, keptFrom?: { generator: string; config: string },
+  initFrom?: { run: string; steps: number }): { generator: string; data: string; evalDir: string } {
   const generator = join(dir, 'gen');
   const data = join(dir, 'data');
   const evalDir = join(dir, 'eval');
@@ -81,7 +82,7 @@ function cardInputs(dir: string, keptFrom?: { generator: string; config: string 
     ({ steps, epochs: 2, wallSeconds: 120, truncated: false, parameters: 1000, ...(lastEpoch ? { lastEpoch } : {}) });
   writeJson(join(generator, 'training.json'), { stages: {
     'mask-ae': stage(100, { epoch: 2, loss: 0.123456, val_dice: 0.8125 }),
-    'mask-unet': stage(200, { epoch: 2, loss: 0.0456, val_mse: 0.25 }),
+    'mask-unet': { ...stage(200, { epoch: 2, loss: 0.0456, val_mse: 0.25 }), ...(initFrom ? { initFrom } : {}) },
     'spade-ae': { ...stage(300), ...(keptFrom ? { keptFrom } : {}) },
     'spade-unet': { ...stage(400, { epoch: 2, loss: 0.5, val_mse: 0.625 }), ...(keptFrom ? { keptFrom } : {}) },
   } });
@@ -140,6 +141,24 @@ pythonTest('write_model_card.py names the stages kept from another generator and
     t.false(card.includes('--stage all'));
     t.true(card.includes(`export_generator.py --run RUN --out ${generator} --keep image --keep-from models/default --verify`));
     t.regex(card, /2 threads, on a \d+-core .+ machine/, 'the machine is this one, not a fixed description');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+pythonTest('write_model_card.py names a stage that started from another run and trains that run first', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'brain-ldm-card-'));
+  try {
+    const { generator, data, evalDir } = cardInputs(dir, { generator: 'models/default', config: 'cpu-reduced-v4' },
+      { run: '/somewhere/runs/cpu-reduced-2x', steps: 1612 });
+    const r = spawnSync(VENV_PYTHON, [join(TRAIN_DIR, 'write_model_card.py'), '--generator', generator, '--data', data,
+      '--eval', evalDir, '--config', 'train/configs/cpu-reduced-2x-tuned.yaml'], { encoding: 'utf8' });
+    t.is(r.status, 0, r.stderr);
+    const card = readFileSync(join(generator, 'MODEL_CARD.md'), 'utf8');
+    t.true(card.includes('Stages mask-unet started from the weights of the finished run `cpu-reduced-2x` (1612 steps)'), card);
+    const source = card.indexOf('--config train/configs/cpu-reduced-2x.yaml --stage mask-unet --data DATA --out RUNS/cpu-reduced-2x\n');
+    const tuned = card.indexOf('--config train/configs/cpu-reduced-2x-tuned.yaml --stage mask-unet --data DATA --out RUN\n');
+    t.true(source > 0 && tuned > source, 'the source run is trained before the run that continues it');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -54,6 +54,15 @@ def check_config(cfg: dict, file: str) -> dict:
             v = s["train"].get(k)
             _need(isinstance(v, (int, float)) and not isinstance(v, bool) and typ(v) == v and v > 0,
                   file, f"{stage}.train.{k}", f"a positive {typ.__name__}", v)
+        t = s["train"]
+        sched = t.get("lr_schedule", "constant")
+        _need(sched in ("constant", "cosine"), file, f"{stage}.train.lr_schedule", '"constant" or "cosine"', sched)
+        lr_min = t.get("lr_min", 0.0)
+        _need(isinstance(lr_min, (int, float)) and 0 <= lr_min < float(t["lr"]), file, f"{stage}.train.lr_min",
+              f"a number in [0, lr {t['lr']})", lr_min)
+        init = t.get("init_from")
+        _need(init is None or (isinstance(init, str) and init != ""), file, f"{stage}.train.init_from",
+              "the directory of a run that finished this stage (relative: a sibling of --out)", init)
     # Each autoencoder has its own latent grid (generator.json stores one latentShape per stage).
     for stage in ("mask-ae", "spade-ae"):
         factor = 2 ** (len(cfg[stage]["network"]["channels"]) - 1)

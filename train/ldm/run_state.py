@@ -39,6 +39,13 @@ class StageFiles:
         self.done = self.dir / self.DONE
         self.latents = self.dir / "latents.pt"
 
+    @classmethod
+    def existing(cls, run_dir: Path, stage: str) -> "StageFiles | None":
+        """The stage folder of another run, without creating it (None when it is not there)."""
+        if not (run_dir / stage).is_dir():
+            return None
+        return cls(run_dir, stage)
+
     def is_done(self) -> bool:
         return self.done.exists()
 

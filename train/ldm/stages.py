@@ -5,6 +5,7 @@ indices to (loss, named parts). The loop owns epochs, seeded shuffling, checkpoi
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -55,6 +56,45 @@ def _stage_seed(cfg: dict, stage: str) -> int:
     return int(cfg["seed"]) * 10 + STAGES.index(stage)
 
 
+def init_run_dir(ctx: RunContext, stage: str) -> Path:
+    """`init_from` names a finished run; a relative name is a sibling of this run's directory (runs/<name>)."""
+    p = Path(ctx.cfg[stage]["train"]["init_from"])
+    return p if p.is_absolute() else ctx.run_dir.parent / p
+
+
+def load_initial_weights(ctx: RunContext, stage: str, net: torch.nn.Module) -> dict:
+    """Starts `stage` from the same stage of another run (fine-tuning with a new schedule or more steps). The source
+    must have finished that stage with the same network, or the weights would load into a different model."""
+    src = init_run_dir(ctx, stage)
+    where = f"{stage}.train.init_from"
+    files = StageFiles.existing(src, stage)
+    if files is None or not files.is_done():
+        raise ValueError(f"{where}: {src} has no finished {stage} ({src / stage / StageFiles.DONE} is missing)")
+    src_cfg = json.loads((src / "config.json").read_text())
+    # The grid and the scheduler too: a UNet's weights mean something only for its latent grid and its target.
+    fields = [(f"{stage}.{k}", lambda c, k=k: c[stage].get(k)) for k in ("network", "embedding")]
+    fields += [(k, lambda c, k=k: c.get(k)) for k in ("grid", "scheduler")]
+    for name, get in fields:
+        if get(src_cfg) != get(ctx.cfg):
+            raise ValueError(f"{where}: {src}/config.json field '{name}' is {json.dumps(get(src_cfg))}, "
+                             f"this config's is {json.dumps(get(ctx.cfg))}; they must be equal")
+    net.load_state_dict(torch.load(files.model, map_location="cpu", weights_only=True)["model"])
+    done = files.read_done()
+    return {"run": str(src), "config": src_cfg.get("name"), "steps": done.get("steps"),
+            "lastEpoch": done.get("lastEpoch", {})}
+
+
+def learning_rate_schedule(tcfg: dict, total_steps: int) -> Callable[[int], float]:
+    """`lr_schedule: constant` (the default) or `cosine`: lr -> lr_min over the stage's steps (Loshchilov & Hutter's
+    SGDR without restarts). A stage that starts from another run's weights (`init_from`) needs the decay: at a
+    constant rate its held-out loss stops at the level the noise of the steps allows (train/README.md, "v6")."""
+    lr = float(tcfg["lr"])
+    if tcfg.get("lr_schedule", "constant") == "constant":
+        return lambda step: lr
+    lr_min = float(tcfg.get("lr_min", 0.0))
+    return lambda step: lr_min + (lr - lr_min) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
 def run_training_loop(ctx: RunContext, stage: str, net: torch.nn.Module, n_items: int, batch_fn: BatchFn,
                       validate: Callable[[torch.nn.Module], dict[str, float]] | None = None) -> dict:
     """Trains `net` in place; resumes from <run>/<stage>/checkpoint.pt when there is one. Returns the stage totals."""
@@ -63,6 +103,7 @@ def run_training_loop(ctx: RunContext, stage: str, net: torch.nn.Module, n_items
     opt = torch.optim.Adam(net.parameters(), lr=float(tcfg["lr"]))
     batch_size = int(tcfg["batch_size"])
     batches_per_epoch = math.ceil(n_items / batch_size)
+    lr_at = learning_rate_schedule(tcfg, int(tcfg["epochs"]) * batches_per_epoch)
     state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "cpu_s": 0.0, "sums": {}, "epoch_s": 0.0, "epoch_cpu_s": 0.0}
     if files.checkpoint.exists():
         ck = torch.load(files.checkpoint, map_location="cpu", weights_only=False)
@@ -71,6 +112,9 @@ def run_training_loop(ctx: RunContext, stage: str, net: torch.nn.Module, n_items
         torch.set_rng_state(ck["rng"])
         state = ck["state"]
         ctx.log.write("resume", stage=stage, epoch=state["epoch"], batch=state["batch"], step=state["step"])
+    elif "init_from" in tcfg:
+        state["initFrom"] = load_initial_weights(ctx, stage, net)
+        ctx.log.write("init", stage=stage, **state["initFrom"])
 
     def save_checkpoint() -> None:
         files.save_torch({"model": net.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
@@ -90,6 +134,9 @@ def run_training_loop(ctx: RunContext, stage: str, net: torch.nn.Module, n_items
                 break
             t0, c0 = time.monotonic(), time.process_time()
             idx = order[state["batch"] * batch_size:(state["batch"] + 1) * batch_size]
+            # The rate is a function of the step alone, so a resumed run continues the same schedule.
+            for group in opt.param_groups:
+                group["lr"] = lr_at(state["step"])
             opt.zero_grad(set_to_none=True)
             loss, parts = batch_fn(net, idx)
             if not torch.isfinite(loss):
@@ -124,7 +171,7 @@ def run_training_loop(ctx: RunContext, stage: str, net: torch.nn.Module, n_items
             ctx.log.write("epoch", stage=stage, epoch=state["epoch"] + 1, batches=done_batches, step=state["step"],
                           **{k: round(v, 6) for k, v in {**means, **val}.items()},
                           epoch_s=round(state["epoch_s"], 2), s_per_step=round(state["epoch_s"] / done_batches, 4),
-                          cpu_s_per_step=round(state["epoch_cpu_s"] / done_batches, 4),
+                          cpu_s_per_step=round(state["epoch_cpu_s"] / done_batches, 4), lr=lr_at(state["step"] - 1),
                           elapsed_s=round(state["elapsed_s"], 2), partial=done_batches < batches_per_epoch)
         if not truncated:
             state.update(epoch=state["epoch"] + 1, batch=0, sums={}, epoch_s=0.0, epoch_cpu_s=0.0)
@@ -135,7 +182,7 @@ def run_training_loop(ctx: RunContext, stage: str, net: torch.nn.Module, n_items
             "truncated": truncated, "secondsPerStep": round(state["elapsed_s"] / max(state["step"], 1), 4),
             "cpuSeconds": round(state["cpu_s"], 2), "threads": torch.get_num_threads(),
             "parameters": parameter_count(net), "batchSize": batch_size, "itemsPerEpoch": n_items,
-            "lastEpoch": state.get("last", {})}
+            "lastEpoch": state.get("last", {}), **({"initFrom": state["initFrom"]} if "initFrom" in state else {})}
 
 
 def _encode_all(encode: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]], n: int, batch: int):
