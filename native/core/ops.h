@@ -40,8 +40,8 @@ struct Conv3dParams {
 // x [N, Cin, D, H, W], weight [Cout, Cin, KD, KH, KW], bias [Cout] or null -> y [N, Cout, OD, OH, OW].
 Status conv3d_output_shape(const Tensor& x, const Tensor& weight, const Conv3dParams& p, int64_t out_shape[5]);
 Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p, Tensor& y);
-// Whether conv3d takes Winograd F(2,3) for this weight (else the direct convolution).
-bool conv3d_uses_winograd(const Context& ctx, const Tensor& weight, const Conv3dParams& p);
+// Whether conv3d takes Winograd F(2,3) for this input and weight (else the direct convolution).
+bool conv3d_uses_winograd(const Context& ctx, const Tensor& x, const Tensor& weight, const Conv3dParams& p);
 
 // x [N, C, ...], C divisible by groups; gamma/beta [C] (both or neither). Biased variance, as PyTorch.
 Status group_norm(Context& ctx, const Tensor& x, int groups, float eps, const Tensor* gamma, const Tensor* beta,

@@ -39,7 +39,9 @@ const direct: ConvCase[] = [
 ];
 const winograd: ConvCase[] = [
   { title: '3x3x3, 64 -> 64, batch 2 (Winograd-size)', x: [2, 64, 6, 7, 5], w: [64, 64, 3, 3, 3], stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
-  { title: '3x3x3, 65 -> 70 (Winograd-size)', x: [1, 65, 5, 6, 7], w: [70, 65, 3, 3, 3], stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '3x3x3, 65 -> 70 (Winograd-size)', x: [1, 65, 9, 8, 7], w: [70, 65, 3, 3, 3], stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
+  // Enough tile rows for Winograd's fused schedule (per-thread blocks of tile rows).
+  { title: '3x3x3, 65 -> 9 on 15x19x13, batch 2 (Winograd, fused blocks)', x: [2, 65, 15, 19, 13], w: [9, 65, 3, 3, 3], stride: [1, 1, 1], before: [1, 1, 1], after: [1, 1, 1] },
 ];
 
 async function run(backend: Backend, c: ConvCase, x: Float32Array, w: Float32Array, b: Float32Array): Promise<Float32Array> {

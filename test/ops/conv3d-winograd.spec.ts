@@ -2,8 +2,8 @@
  * Winograd F(2x2x2, 3x3x3) convolution (conv3d attribute algorithm: 0 auto, 1 direct, 2 winograd).
  * On every backend it must match the double-precision reference and the direct kernel to relative
  * L2 <= 1e-4 (issue 6), including odd output sizes (half tiles), every padding MONAI uses, batch 2
- * (groups of tiles spanning batch items), output-channel tails and shapes split into several tile
- * groups; the output is poisoned first so an unwritten voxel fails.
+ * (groups of tiles spanning batch items), output-channel tails, small volumes (one group, in phases) and
+ * large ones (per-thread blocks of tile rows); the output is poisoned first so an unwritten voxel fails.
  */
 import { eachBackend, poisoned } from '../helpers/backends.js';
 import { conv3dRef, maxScaledError, numel, randn, relL2 } from '../helpers/reference.js';
@@ -21,6 +21,10 @@ const cases: Case[] = [
   // 64 tiles per depth slice and 16 channels: one slice per group, so 8 groups per batch item.
   { title: 'pad 1, 16 -> 16 on 16^3, batch 2 (many tile groups)', x: [2, 16, 16, 16, 16], cout: 16, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
   { title: 'pad 1, 48 -> 40 on 5x9x7 (odd tiles in every dim)', x: [1, 48, 5, 9, 7], cout: 40, bias: false, before: [1, 1, 1], after: [1, 1, 1] },
+  // Enough tile rows for the fused schedule (blocks of 5-9 tile rows, each thread transforming, multiplying and
+  // transforming back its own): blocks start and end inside depth slices and across the two batch items; odd
+  // input channels (a bf16 pair tail) and an output-channel block tail.
+  { title: 'pad 1, 65 -> 9 on 15x19x13, batch 2 (fused blocks of tile rows)', x: [2, 65, 15, 19, 13], cout: 9, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
 ];
 
 async function conv(backend: Backend, x: DeviceTensor, w: DeviceTensor, b: DeviceTensor | null, c: Case, shape: number[],

@@ -217,7 +217,7 @@ Status NormLayer::forward(NetRun& r, const Tensor& x, const Tensor* seg, bool fu
   // layers): slices below its 64 channels would run direct, and each would transform actv again.
   const int64_t map_bytes = static_cast<int64_t>(x.numel()) * 4;
   if (map_bytes > slice_above && !mlp_gamma_blocks.empty() &&
-      !conv3d_uses_winograd(r.ctx, mlp_gamma.weight, mlp_gamma.params)) {
+      !conv3d_uses_winograd(r.ctx, actv, mlp_gamma.weight, mlp_gamma.params)) {
     *y = normalized;
     const int64_t cb = mlp_gamma_blocks[0].cout;
     for (size_t b = 0; b < mlp_gamma_blocks.size(); ++b) {

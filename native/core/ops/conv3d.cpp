@@ -223,11 +223,13 @@ Status conv3d_output_shape(const Tensor& x, const Tensor& weight, const Conv3dPa
   return Status::ok();
 }
 
-bool conv3d_uses_winograd(const Context& ctx, const Tensor& weight, const Conv3dParams& p) {
+bool conv3d_uses_winograd(const Context& ctx, const Tensor& x, const Tensor& weight, const Conv3dParams& p) {
   const Bf16Kernels* bf = ctx.bf16();
-  return p.algorithm == Conv3dAlgorithm::Winograd ||
-         (p.algorithm == Conv3dAlgorithm::Auto && winograd_applies(weight, p) &&
-          winograd_pays(weight.shape[1], weight.shape[0]) && !(bf && bf->prefers_direct));
+  if (p.algorithm == Conv3dAlgorithm::Winograd) return true;
+  if (p.algorithm != Conv3dAlgorithm::Auto || !winograd_applies(weight, p) || (bf && bf->prefers_direct)) return false;
+  int64_t tiles = x.shape[0];
+  for (int i = 0; i < 3; ++i) tiles *= (x.shape[2 + i] + p.pad_before[i] + p.pad_after[i] - 2 + 1) / 2;
+  return winograd_pays(weight.shape[1], weight.shape[0], tiles);
 }
 
 Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p,
@@ -247,7 +249,7 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
   // bf16 precision: the input and weights rounded, input channels in pairs (kernels/bf16.h), on the bf16
   // kernels' own tile; an odd channel count gets a zero partner.
   const Bf16Kernels* bf = ctx.bf16();
-  if (conv3d_uses_winograd(ctx, weight, p)) return conv3d_winograd(ctx, x, weight, bias, p, y);
+  if (conv3d_uses_winograd(ctx, x, weight, p)) return conv3d_winograd(ctx, x, weight, bias, p, y);
 
   const KernelTable& k = ctx.kernels();
   const ConvGeometry full = geometry(x, weight, p);
