@@ -251,6 +251,10 @@ void transform_output(const WinoGeometry& g, const float* mc, int64_t point_stri
 
 // Target size of one block's transformed input (per thread).
 constexpr int64_t kBlockBytes = int64_t(3) << 19;  // 1.5 MiB of this core's 2 MiB L2
+// Largest U the blocked schedule streams once per block (it has to stay in L3 between blocks).
+constexpr int64_t kFusedUBytes = int64_t(16) << 20;
+// Phased groups: transformed input + products of one group.
+constexpr int64_t kGroupBytesCap = int64_t(128) << 20;
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -289,11 +293,19 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
     const double fill = static_cast<double>(total_rows * g.tx) / static_cast<double>(blocks_n * round_up(rows * g.tx, tb));
     if (fill >= best - 1e-9) { best = fill; block_rows = rows; }
   }
-  // Few blocks (small volumes: 8x10x8): too few to share between threads and each would stream all of U, so the
-  // whole volume is one group done in phases instead: every input transformed into one V, the products point by
-  // point (V_p and U_p stay in cache across output-channel blocks) into one M, then every output transformed.
-  const bool phased = (total_rows + block_rows - 1) / block_rows < 4 * threads;
-  if (phased) block_rows = total_rows;
+  // The blocks above suit a U that stays in cache between blocks (each block reads all of it) and enough blocks to
+  // share out. Otherwise (small volumes such as 8x10x8, or wide layers: 512 x 512 channels make a 64 MiB U) the
+  // volume goes in groups of tile rows done in phases: every input of the group transformed into one V, the
+  // products point by point (V_p and U_p stay in cache across output-channel blocks) into one M, then every output
+  // transformed; a group has about cin * cout / (cin + cout) lanes, so streaming U once per group costs no more
+  // than the group's own V and M, and V + M stay within kGroupBytesCap.
+  const int64_t u_bytes = kPoints * g.cin * g.cout * static_cast<int64_t>(sizeof(float));
+  const bool phased = u_bytes > kFusedUBytes || (total_rows + block_rows - 1) / block_rows < 4 * threads;
+  if (phased) {
+    const int64_t want_lanes = std::max<int64_t>(4 * tb, g.cin * g.cout / (g.cin + g.cout));
+    const int64_t cap_lanes = std::max<int64_t>(tb, kGroupBytesCap / (kPoints * (g.cin + g.cout) * static_cast<int64_t>(sizeof(float))));
+    block_rows = std::min(total_rows, std::max<int64_t>(1, std::min(want_lanes, cap_lanes) / g.tx));
+  }
   const int64_t blocks = (total_rows + block_rows - 1) / block_rows;
   const int64_t lanes = round_up(block_rows * g.tx, tb);
 
@@ -312,7 +324,7 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
   const int64_t u2_floats = bf ? round_up(kPoints * co_blocks * co_block * pairs, 16) : 0;  // 2 halves = 1 float
   const int64_t v_floats = kPoints * v_point;
   const int64_t v_block_floats = v_floats + (bf ? round_up(kPoints * pairs * lanes, 16) : 0);  // V, its bf16 pairs
-  // M: the whole volume's when phased ([p][cout][lanes]), else one output-channel block's per thread.
+  // M: the whole group's when phased ([p][cout][lanes]), else one output-channel block's per thread.
   const int64_t m_point = round_up((phased ? g.cout : co_block) * lanes, 16) + (phased ? 16 : 0);
   const int64_t m_floats = kPoints * m_point;
   const int64_t work_floats = round_up(std::max<int64_t>(isc.floats(g), 56 * kOutChunk), 16);
@@ -367,27 +379,30 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
   if (phased) {
     float* v = shared;
     float* m = shared + v_block_floats;
-    ctx.pool().parallel_for(g.cin, [&](int64_t c0, int64_t c1, int t) { transform_block(0, c0, c1, v, per_thread + t * thread_floats); });
-    if (bf) ctx.pool().parallel_for(kPoints, [&](int64_t p0, int64_t p1, int) { pack_points(v, p0, p1); });
     // Output-channel blocks whose U (one point) fill about 256 KiB stay in L2 while every micro-tile passes over them.
     const int64_t chunk = std::min(co_blocks, std::max<int64_t>(1, (int64_t(256) << 10) / (g.cin * co_block * 4)));
     const int64_t chunks = (co_blocks + chunk - 1) / chunk;
-    ctx.pool().parallel_for(kPoints * chunks * tiles * chunk, [&](int64_t begin, int64_t end, int) {
-      alignas(64) float acc[16 * 64];
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t cb = ((item / (tiles * chunk)) % chunks) * chunk + item % chunk;
-        if (cb >= co_blocks) continue;
-        const int64_t pt = item / (chunks * tiles * chunk), tile = (item / chunk) % tiles;
-        products(v, pt, cb, tile, acc);
-        for (int c = 0; c < co_block && cb * co_block + c < g.cout; ++c)
-          std::memcpy(m + pt * m_point + (cb * co_block + c) * lanes + tile * tb, acc + c * tb, sizeof(float) * tb);
-      }
-    });
-    ctx.pool().parallel_for(g.cout, [&](int64_t c0, int64_t c1, int t) {
-      for (int64_t co = c0; co < c1; ++co)
-        transform_output(g, m + co * lanes, m_point, co, 0, total_lanes, bias_data ? bias_data[co] : 0.0f, y.f32(),
-                         per_thread + t * thread_floats);
-    });
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t used = block_used(blk), group_tiles = (used + tb - 1) / tb;
+      ctx.pool().parallel_for(g.cin, [&](int64_t c0, int64_t c1, int t) { transform_block(blk, c0, c1, v, per_thread + t * thread_floats); });
+      if (bf) ctx.pool().parallel_for(kPoints, [&](int64_t p0, int64_t p1, int) { pack_points(v, p0, p1); });
+      ctx.pool().parallel_for(kPoints * chunks * group_tiles * chunk, [&](int64_t begin, int64_t end, int) {
+        alignas(64) float acc[16 * 64];
+        for (int64_t item = begin; item < end; ++item) {
+          const int64_t cb = ((item / (group_tiles * chunk)) % chunks) * chunk + item % chunk;
+          if (cb >= co_blocks) continue;
+          const int64_t pt = item / (chunks * group_tiles * chunk), tile = (item / chunk) % group_tiles;
+          products(v, pt, cb, tile, acc);
+          for (int c = 0; c < co_block && cb * co_block + c < g.cout; ++c)
+            std::memcpy(m + pt * m_point + (cb * co_block + c) * lanes + tile * tb, acc + c * tb, sizeof(float) * tb);
+        }
+      });
+      ctx.pool().parallel_for(g.cout, [&](int64_t c0, int64_t c1, int t) {
+        for (int64_t co = c0; co < c1; ++co)
+          transform_output(g, m + co * lanes, m_point, co, blk * block_rows * g.tx, used, bias_data ? bias_data[co] : 0.0f,
+                           y.f32(), per_thread + t * thread_floats);
+      });
+    }
     return Status::ok();
   }
 
