@@ -137,9 +137,9 @@ def main() -> int:
     init = {s: d["initFrom"] for s, d in done.items() if "initFrom" in d and s not in kept}
     if init:
         w("")
-        w(f"Stages {', '.join(init)} started from the weights of the finished run "
-          + " and ".join(sorted({f"`{Path(i['run']).name}` ({i['steps']} steps)" for i in init.values()}))
-          + " (`train.init_from`); steps and wall time below are this run's only.")
+        w("Stages that started from the weights of a finished run (`train.init_from`): "
+          + ", ".join(f"{stage} from `{Path(i['run']).name}` after {i['steps']} steps" for stage, i in init.items())
+          + "; steps and wall time below are this run's only.")
     w("")
     w("| stage | steps | wall (min) | last epoch loss | held-out |")
     w("|---|---|---|---|---|")

@@ -155,7 +155,7 @@ pythonTest('write_model_card.py names a stage that started from another run and 
       '--eval', evalDir, '--config', 'train/configs/cpu-reduced-2x-tuned.yaml'], { encoding: 'utf8' });
     t.is(r.status, 0, r.stderr);
     const card = readFileSync(join(generator, 'MODEL_CARD.md'), 'utf8');
-    t.true(card.includes('Stages mask-unet started from the weights of the finished run `cpu-reduced-2x` (1612 steps)'), card);
+    t.true(card.includes('Stages that started from the weights of a finished run (`train.init_from`): mask-unet from `cpu-reduced-2x` after 1612 steps;'), card);
     const source = card.indexOf('--config train/configs/cpu-reduced-2x.yaml --stage mask-unet --data DATA --out RUNS/cpu-reduced-2x\n');
     const tuned = card.indexOf('--config train/configs/cpu-reduced-2x-tuned.yaml --stage mask-unet --data DATA --out RUN\n');
     t.true(source > 0 && tuned > source, 'the source run is trained before the run that continues it');
