@@ -4,7 +4,8 @@
 #   bash train/evaluate_generator.sh GENERATOR DATA OUT [--samples N] [--requests R] [--per-request K]
 #
 #   1. autoencoder-dice on DATA/heldout/labels (the held-out subjects)         -> OUT/autoencoder-dice.json
-#   2. calibrate: R conditions x K masks, then R targets x K masks through the map (writes GENERATOR/generator.json)
+#   2. calibrate: label offsets fitted to DATA/labels (the training maps) on 24 masks, then R conditions x K masks,
+#      then R targets x K masks through the map (writes both into GENERATOR/generator.json)
 #                                                                                -> OUT/calibration.json
 #   3. generate N pairs with volumes uniform over the training range (PNG montages too) -> OUT/samples/
 #   4. evaluate those pairs: anatomy, T1 contrast, volume adherence             -> OUT/evaluation.json
@@ -29,10 +30,11 @@ read -r -a BL <<< "${BRAIN_LDM:-node $ROOT/bin/brain-ldm.mjs}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 [ -f "$GEN/generator.json" ] || die "$GEN: generator.json is missing"
 [ -d "$DATA/heldout/labels" ] || die "$DATA/heldout/labels is missing (train/make_training_set.sh makes it)"
+[ -d "$DATA/labels" ] || die "$DATA/labels is missing (the training label maps; train/make_training_set.sh makes it)"
 mkdir -p "$OUT"
 
 "${BL[@]}" autoencoder-dice "$DATA"/heldout/labels/*.nii.gz --generator "$GEN" --json > "$OUT/autoencoder-dice.json"
-"${BL[@]}" calibrate "$GEN" --requests "$REQUESTS" --samples "$PER_REQUEST" --quiet --json > "$OUT/calibration.json"
+"${BL[@]}" calibrate "$GEN" --label-reference "$DATA/labels" --requests "$REQUESTS" --samples "$PER_REQUEST" --quiet --json > "$OUT/calibration.json"
 RANGE=$("$PY" -c 'import json,sys; lo,hi=json.load(open(sys.argv[1]))["conditioning"]["trainingVentricleMl"]; print(f"{lo:.1f}:{hi:.1f}")' "$GEN/generator.json")
 rm -rf "$OUT/samples"
 "${BL[@]}" generate "$GEN" --out "$OUT/samples" --count "$SAMPLES" --volume-dist "uniform:$RANGE" --seed 1 --png --quiet

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections import Counter
@@ -174,6 +175,26 @@ def main() -> int:
         w("")
         w("Labels missing from generated masks (label: samples without it): "
           + ", ".join(f"{label}: {n}" for label, n in missing.most_common()) + f" of {ev['samples']}.")
+    lo = gen.get("labelOffsets")
+    if lo:
+        # Which labels the offsets moved, and by how much: the labels whose mean volume was furthest from the
+        # reference without them (ratios to the reference's share among the labels the fit moves).
+        labels = gen["labels"]
+        moved = [c for c, o in enumerate(lo["offsets"]) if o != 0]
+        t_sum = sum(lo["targetVoxels"][c] for c in moved)
+        b_sum = sum(lo["meanVoxelsBefore"][c] for c in moved)
+        ratio = lambda vox, c: (vox[c] / b_sum) / (lo["targetVoxels"][c] / t_sum) if lo["targetVoxels"][c] > 0 else float("nan")
+        worst = sorted(moved, key=lambda c: abs(math.log(max(ratio(lo["meanVoxelsBefore"], c), 1e-6))), reverse=True)[:8]
+        w("")
+        w(f"Label offsets (stored in generator.json; `brain-ldm calibrate --label-reference` on the {lo['referenceMaps']} training maps, "
+          f"fitted on {lo['fittedMasks']} generated masks): per-label constants added to the mask decoder's logits before the argmax, so each "
+          "label takes its training share of the voxels (background and ventricles keep 0; pipeline/label-offsets.ts). The labels "
+          "that were furthest from their share (mean volume over the fitted masks / training share):")
+        w("")
+        w("| label | offset | without offsets | with offsets |")
+        w("|---|---|---|---|")
+        for c in worst:
+            w(f"| {labels[c]} | {lo['offsets'][c]:+.2f} | {ratio(lo['meanVoxelsBefore'], c):.2f} | {ratio(lo['meanVoxelsAfter'], c):.2f} |")
     w("")
     w("Calibration (stored in generator.json; requests in mL go through it):")
     w("")

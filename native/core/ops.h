@@ -23,6 +23,11 @@ struct PackedConvWeights {
   std::mutex mutex;
   const void* kernels = nullptr;  // the Bf16Kernels the data was packed for
   std::vector<uint16_t> data;
+  // Winograd: the transformed weights U (and their bf16 pairs after them) of a layer whose volume is small
+  // enough that transforming the weights each call costs a good part of the products (ops/conv3d_winograd.cpp).
+  const void* winograd_kernels = nullptr;  // the KernelTable the layout was made for
+  const void* winograd_bf16 = nullptr;     // the Bf16Kernels, or null for fp32 products
+  std::vector<float> winograd_u;
 };
 
 struct Conv3dParams {

@@ -55,6 +55,7 @@ export function tinyGeneratorConfig(): GeneratorConfig {
     },
     defaults: { guidanceScale: 3, solver: 'dpm-solver++', steps: 4 },
     calibration: null,
+    labelOffsets: null,
   };
 }
 

@@ -19,11 +19,16 @@
  *                       "nullContext": { "convention": "thesis" }, "guidanceOrder": "cond-first" },
  *     "defaults": { "guidanceScale": 3, "solver": "dpm-solver++", "steps": 20 },
  *     "calibration": null | { "points": [[ml, condition], ...], "guidanceScale", "solver", "steps",
- *                             "samplesPerRequest", "seed", "date", "verification": {...} | null } }
+ *                             "samplesPerRequest", "seed", "date", "verification": {...} | null },
+ *     "labelOffsets": null | { "offsets": [one per label], "referenceMaps", "targetVoxels": [...], "fittedMasks",
+ *                              "guidanceScale", "solver", "steps", "seed", "date",
+ *                              "meanVoxelsBefore": [...], "meanVoxelsAfter": [...] } }
  *
  * The condition is the thesis' (MONAI-COMPAT.md 1.2): ventricle volume over intracranial volume, min-max
  * normalised over the training set with ratioMin/ratioMax. A request in mL becomes a ratio through referenceIcvMl
  * (the training set's median ICV), unless `brain-ldm calibrate` has measured a map from mL to condition.
+ * labelOffsets (optional; `brain-ldm calibrate --label-reference`) are added to the mask decoder's logits before the
+ * argmax (pipeline/label-offsets.ts); absent or null: plain argmax.
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
@@ -94,6 +99,25 @@ export interface VolumeCalibration {
   verification: JsonObject | null;
 }
 
+/** Per-label logit offsets of the mask decoder's argmax and how they were fitted (pipeline/label-offsets.ts). */
+export interface LabelOffsets {
+  /** One offset per entry of `labels` (channel order), in logits. */
+  offsets: number[];
+  /** Label maps the targets were measured on, and their mean voxels per label. */
+  referenceMaps: number;
+  targetVoxels: number[];
+  /** Generated masks the offsets were fitted on, and the settings that made them. */
+  fittedMasks: number;
+  guidanceScale: number;
+  solver: SchedulerType;
+  steps: number;
+  seed: number;
+  date: string;
+  /** Mean voxels per label over the fitted masks without and with the offsets. */
+  meanVoxelsBefore: number[];
+  meanVoxelsAfter: number[];
+}
+
 export interface GeneratorConfig {
   format: typeof GENERATOR_FORMAT;
   version: typeof GENERATOR_VERSION;
@@ -104,6 +128,7 @@ export interface GeneratorConfig {
   conditioning: VolumeConditioning;
   defaults: GeneratorDefaults;
   calibration: VolumeCalibration | null;
+  labelOffsets: LabelOffsets | null;
 }
 
 export interface Generator {
@@ -187,11 +212,35 @@ function validateCalibration(c: JsonChecker, raw: unknown, path: string): Volume
   };
 }
 
+function validateLabelOffsets(c: JsonChecker, raw: unknown, path: string, labelCount: number): LabelOffsets | null {
+  if (raw === undefined || raw === null) return null;
+  const o = c.object(raw, path);
+  const keys = ['offsets', 'referenceMaps', 'targetVoxels', 'fittedMasks', 'guidanceScale', 'solver', 'steps', 'seed', 'date', 'meanVoxelsBefore', 'meanVoxelsAfter'] as const;
+  c.only(o, path, [...keys]);
+  const perLabel = (key: 'offsets' | 'targetVoxels' | 'meanVoxelsBefore' | 'meanVoxelsAfter') => {
+    const v = o[key];
+    if (!Array.isArray(v) || v.length !== labelCount) c.fail(`${path}.${key}`, `an array of ${labelCount} numbers (one per entry of labels)`, v);
+    return (v as unknown[]).map((x, i) => c.finite(x, `${path}.${key}[${i}]`));
+  };
+  const offsets = perLabel('offsets');
+  offsets.forEach((x, i) => { if (Math.abs(x) > 16) c.fail(`${path}.offsets[${i}]`, 'an offset within [-16, 16] logits', x, RangeError); });
+  for (const key of ['referenceMaps', 'fittedMasks'] as const)
+    if (!Number.isSafeInteger(o[key]) || (o[key] as number) < 1) c.fail(`${path}.${key}`, 'a positive integer', o[key]);
+  if (!Number.isSafeInteger(o.seed) || (o.seed as number) < 0) c.fail(`${path}.seed`, 'a non-negative integer', o.seed);
+  if (typeof o.date !== 'string' || Number.isNaN(Date.parse(o.date))) c.fail(`${path}.date`, 'an ISO 8601 date-time', o.date);
+  return {
+    offsets, referenceMaps: o.referenceMaps as number, targetVoxels: perLabel('targetVoxels'), fittedMasks: o.fittedMasks as number,
+    guidanceScale: c.finite(o.guidanceScale, `${path}.guidanceScale`), solver: validateSolver(c, o.solver, `${path}.solver`),
+    steps: validateSteps(c, o.steps, `${path}.steps`), seed: o.seed as number, date: o.date as string,
+    meanVoxelsBefore: perLabel('meanVoxelsBefore'), meanVoxelsAfter: perLabel('meanVoxelsAfter'),
+  };
+}
+
 /** Validates a parsed generator.json; `file` names it in errors. Returns a normalised copy. */
 export function validateGeneratorConfig(raw: unknown, file = GENERATOR_JSON): GeneratorConfig {
   const c = new JsonChecker(file);
   const o = c.object(raw, '(top level)');
-  c.only(o, '', ['format', 'version', 'grid', 'labels', 'mask', 'image', 'conditioning', 'defaults', 'calibration']);
+  c.only(o, '', ['format', 'version', 'grid', 'labels', 'mask', 'image', 'conditioning', 'defaults', 'calibration'], ['labelOffsets']);
   if (o.format !== GENERATOR_FORMAT) c.fail('format', `"${GENERATOR_FORMAT}"`, o.format);
   if (o.version !== GENERATOR_VERSION) c.fail('version', `${GENERATOR_VERSION} (this brain-ldm reads version ${GENERATOR_VERSION} generators)`, o.version, RangeError);
 
@@ -256,6 +305,7 @@ export function validateGeneratorConfig(raw: unknown, file = GENERATOR_JSON): Ge
     },
     defaults: { guidanceScale, solver: validateSolver(c, d.solver, 'defaults.solver'), steps: validateSteps(c, d.steps, 'defaults.steps') },
     calibration: validateCalibration(c, o.calibration, 'calibration'),
+    labelOffsets: validateLabelOffsets(c, o.labelOffsets, 'labelOffsets', labels.length),
   };
 }
 
@@ -338,11 +388,13 @@ export async function readGenerator(dir: string): Promise<Generator> {
 
 /**
  * What identifies a generator's networks and settings independently of where it lies: sha256 over generator.json
- * without its calibration and the four bundles' weight hashes (provenance.sha256). Output folders record it so a
+ * without its calibration and the four bundles' weight hashes (provenance.sha256). Label offsets count (they change
+ * the label maps of the same sample); a generator without them hashes as it did before they existed. Output folders record it so a
  * resumed run is the same run.
  */
 export function generatorFingerprint(g: Generator): string {
-  const { calibration: _calibration, ...config } = g.config;
+  const { calibration: _calibration, labelOffsets, ...rest } = g.config;
+  const config = labelOffsets ? { ...rest, labelOffsets: labelOffsets.offsets } : rest;
   const hash = createHash('sha256').update(JSON.stringify(config));
   for (const b of [g.maskAutoencoder, g.maskUnet, g.imageAutoencoder, g.imageUnet]) hash.update(b.config.provenance.sha256).update(JSON.stringify(b.config.network));
   return hash.digest('hex');

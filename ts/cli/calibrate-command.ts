@@ -2,11 +2,14 @@
  * `brain-ldm calibrate`: measure achieved ventricle volume against the condition, store the monotone map from mL to
  * condition in generator.json, and report how close requests then land.
  */
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadBackend } from '../backend/select.js';
 import { readGenerator, writeGeneratorConfig } from '../bundle/generator-bundle.js';
+import { calibrateLabels, meanLabelVoxels } from '../pipeline/calibrate-labels.js';
 import { calibrateVolume } from '../pipeline/calibrate-volume.js';
+import { readLabelVolume } from '../labels/label-volume.js';
 import { SCHEDULER_TYPES, type SchedulerType } from '../schedulers/index.js';
 import { BACKEND_OPTIONS, BACKEND_USAGE, UsageError, backendOptions, isUsageError, nonNegativeInt, numberOption, positiveInt } from './cli-args.js';
 import { DEFAULT_GENERATOR } from './generate-command.js';
@@ -18,7 +21,14 @@ Sweeps the condition over the training range, measures the ventricle volume of t
 monotone map from mL to condition in <generator-dir>/generator.json (requests in mL then use it). Then generates
 masks for targets across the training range through the new map and reports achieved vs requested.
 
+With --label-reference, first fits the label offsets: per-label constants added to the mask decoder's logits
+before the argmax, so that generated masks hold each label (other than background and the ventricles) in the mean
+amount the reference maps do. Give it the training label maps on the generator's grid, not held-out ones. The
+volume sweep then runs with the new offsets. Without it, offsets already in generator.json are kept and used.
+
 options:
+  --label-reference <dir>  fit the label offsets to the label maps (*.nii.gz, *.nii) in <dir>
+  --label-masks <n>  generated masks the offsets are fitted on (default 24)
   --requests <n>     conditions in the sweep and targets in the check (default 8)
   --samples <n>      masks per condition / target (default 4)
   --guidance <w>     guidance scale (default: the generator's); the map holds for these settings
@@ -33,7 +43,7 @@ ${BACKEND_USAGE}`;
 const parse = (argv: string[]) => parseArgs({
   args: argv, allowPositionals: true, strict: true,
   options: {
-    requests: { type: 'string' }, samples: { type: 'string' }, guidance: { type: 'string' }, solver: { type: 'string' },
+    'label-reference': { type: 'string' }, 'label-masks': { type: 'string' }, requests: { type: 'string' }, samples: { type: 'string' }, guidance: { type: 'string' }, solver: { type: 'string' },
     steps: { type: 'string' }, seed: { type: 'string' }, 'no-verify': { type: 'boolean' }, 'dry-run': { type: 'boolean' },
     json: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...BACKEND_OPTIONS,
   },
@@ -52,6 +62,8 @@ export async function calibrateCommand(argv: string[], print: (line: string) => 
     requests = positiveInt('requests', values.requests);
     if (requests !== undefined && requests < 2) throw new UsageError(`--requests must be at least 2, got '${values.requests}'`);
     positiveInt('samples', values.samples);
+    positiveInt('label-masks', values['label-masks']);
+    if (values['label-masks'] !== undefined && values['label-reference'] === undefined) throw new UsageError('--label-masks needs --label-reference');
     positiveInt('steps', values.steps);
     nonNegativeInt('seed', values.seed);
     numberOption('guidance', values.guidance, (v) => v >= 0, 'a number >= 0 (1 = no guidance)');
@@ -69,10 +81,23 @@ export async function calibrateCommand(argv: string[], print: (line: string) => 
   const guidanceScale = numberOption('guidance', values.guidance, () => true, '') ?? generator.config.defaults.guidanceScale;
   if (generator.config.conditioning.nullContext === null && guidanceScale !== 1)
     throw new Error(`--guidance ${guidanceScale}: ${join(dir, 'generator.json')} has no unconditional path (conditioning.nullContext is null); only guidance 1 works`);
+  const reference = values['label-reference'] === undefined ? null : await readReferenceMaps(values['label-reference'], generator.config.grid.shape, generator.config.labels);
   const backend = await loadBackend(backendOptions(values));
   let bar: ProgressBar | null = null;
   let phase = '';
   try {
+    if (reference) {
+      if (!values.quiet) { bar = new ProgressBar({ total: positiveInt('label-masks', values['label-masks']) ?? 24 }); bar.note(`fitting label offsets to ${reference.maps} maps`); }
+      generator.config.labelOffsets = await calibrateLabels({
+        generator, backend, targetVoxels: reference.targetVoxels, referenceMaps: reference.maps,
+        masks: positiveInt('label-masks', values['label-masks']), guidanceScale, solver: values.solver as SchedulerType | undefined,
+        steps: positiveInt('steps', values.steps), seed: nonNegativeInt('seed', values.seed),
+        onStep: values.quiet ? undefined : (e) => bar?.step(e.sample, 'mask', e.stepIndex, e.totalSteps),
+        onProgress: values.quiet ? undefined : (e) => bar?.sample(`condition ${fmt(e.condition, 3)}`),
+      });
+      (bar as ProgressBar | null)?.end();
+      bar = null;
+    }
     const result = await calibrateVolume({
       generator, backend, requests, samplesPerRequest: positiveInt('samples', values.samples), guidanceScale,
       solver: values.solver as SchedulerType | undefined, steps: positiveInt('steps', values.steps), seed: nonNegativeInt('seed', values.seed),
@@ -91,9 +116,15 @@ export async function calibrateCommand(argv: string[], print: (line: string) => 
     (bar as ProgressBar | null)?.end();
     const { calibration, verification } = result;
     if (!values['dry-run']) await writeGeneratorConfig(dir, { ...generator.config, calibration });
+    const labelOffsets = reference ? generator.config.labelOffsets : undefined;
     if (values.json) {
-      print(JSON.stringify({ calibration, sweep: result.sweep, verification }, null, 2));
+      print(JSON.stringify({ ...(labelOffsets ? { labelOffsets } : {}), calibration, sweep: result.sweep, verification }, null, 2));
       return 0;
+    }
+    if (labelOffsets) {
+      print(`label offsets (${labelOffsets.fittedMasks} masks; mean voxels per mask: reference maps, before and after the offsets):`);
+      print('  label  reference   before    after  offset');
+      generator.config.labels.forEach((l, c) => print(`  ${String(l).padStart(5)}  ${fmt(labelOffsets.targetVoxels[c]).padStart(9)}  ${fmt(labelOffsets.meanVoxelsBefore[c]).padStart(7)}  ${fmt(labelOffsets.meanVoxelsAfter[c]).padStart(7)}  ${fmt(labelOffsets.offsets[c], 3).padStart(6)}`));
     }
     print(`calibration (${calibration.solver}, ${calibration.steps} steps, guidance ${calibration.guidanceScale}, ${calibration.samplesPerRequest} samples per condition):`);
     print('  mL       condition');
@@ -117,4 +148,22 @@ export async function calibrateCommand(argv: string[], print: (line: string) => 
   } finally {
     await backend.dispose();
   }
+}
+
+/** The reference maps' mean voxels per label; every map must lie on the generator's grid and hold only its labels. */
+async function readReferenceMaps(dir: string, shape: readonly number[], labels: readonly number[]): Promise<{ maps: number; targetVoxels: number[] }> {
+  const entries = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new RangeError(`--label-reference ${dir}: not a directory`);
+    throw e;
+  });
+  const files = entries.filter((f) => f.endsWith('.nii.gz') || f.endsWith('.nii')).sort().map((f) => join(dir, f));
+  if (files.length === 0) throw new RangeError(`--label-reference ${dir}: no label maps (*.nii.gz, *.nii) in it`);
+  const maps: ArrayLike<number>[] = [];
+  for (const file of files) {
+    const v = await readLabelVolume(file);
+    if (v.shape.some((d, i) => d !== shape[i]))
+      throw new RangeError(`${file}: shape [${v.shape.join(', ')}] is not the generator's grid [${shape.join(', ')}] (prepare it with brain-ldm prepare-labels)`);
+    maps.push(v.data);
+  }
+  return { maps: maps.length, targetVoxels: meanLabelVoxels(maps, labels, files) };
 }

@@ -2,7 +2,8 @@
  * One labeled pair from a generator (ARCHITECTURE.md, "The job, as data flows"):
  *
  *   mask stage : noise [1, 3, d, h, w] -> solver steps of the mask UNet, context [condition, 1] under CFG
- *                -> / scaleFactor -> mask decoder -> logits [1, L, D, H, W] -> argmax -> label values
+ *                -> / scaleFactor -> mask decoder -> logits [1, L, D, H, W] (+ the generator's label offsets, if any)
+ *                -> argmax -> label values
  *   image stage: one-hot(labels) -> solver steps of the SPADE UNet (seg = one-hot) -> / scaleFactor
  *                -> SPADE decoder(z, seg) -> image, clipped to [0, 1]
  *
@@ -70,15 +71,32 @@ function unscale(latent: Float32Array, scaleFactor: number): Float32Array {
   return out;
 }
 
-/** Channel argmax of logits [1, L, N] (first maximum wins, as torch.argmax) mapped to label values. */
-export function argmaxLabels(logits: Float32Array, labels: readonly number[], voxels: number): Uint8Array {
+/**
+ * Channel argmax of logits [1, L, N] (first maximum wins, as torch.argmax) mapped to label values. With `offsets`
+ * (one per channel) the argmax is of logit + offset, summed as label-offsets.ts sums them when fitting.
+ */
+export function argmaxLabels(logits: Float32Array, labels: readonly number[], voxels: number, offsets?: readonly number[] | null): Uint8Array {
   const L = labels.length;
   if (logits.length !== L * voxels) throw new RangeError(`argmaxLabels: logits have ${logits.length} elements, expected ${L} x ${voxels}`);
-  const best = new Float32Array(logits.subarray(0, voxels));
+  if (offsets && offsets.length !== L) throw new RangeError(`argmaxLabels: expected ${L} offsets (one per label), got ${offsets.length}`);
   const index = new Uint8Array(voxels);
-  for (let c = 1; c < L; c++) {
-    const plane = logits.subarray(c * voxels, (c + 1) * voxels);
-    for (let v = 0; v < voxels; v++) if (plane[v] > best[v]) { best[v] = plane[v]; index[v] = c; }
+  if (offsets) {
+    const o = Float32Array.from(offsets);
+    const best = new Float64Array(voxels);
+    for (let v = 0; v < voxels; v++) best[v] = logits[v] + o[0];
+    for (let c = 1; c < L; c++) {
+      const plane = logits.subarray(c * voxels, (c + 1) * voxels);
+      for (let v = 0; v < voxels; v++) {
+        const s = plane[v] + o[c];
+        if (s > best[v]) { best[v] = s; index[v] = c; }
+      }
+    }
+  } else {
+    const best = new Float32Array(logits.subarray(0, voxels));
+    for (let c = 1; c < L; c++) {
+      const plane = logits.subarray(c * voxels, (c + 1) * voxels);
+      for (let v = 0; v < voxels; v++) if (plane[v] > best[v]) { best[v] = plane[v]; index[v] = c; }
+    }
   }
   const out = new Uint8Array(voxels);
   for (let v = 0; v < voxels; v++) out[v] = labels[index[v]];
@@ -136,6 +154,12 @@ export class LabeledPairGenerator {
 
   /** Mask stage: a label map (values) on the generator's grid. */
   async generateMask(req: MaskRequest): Promise<Uint8Array> {
+    const { config } = this.generator;
+    return argmaxLabels(await this.generateMaskLogits(req), config.labels, this.voxels, config.labelOffsets?.offsets);
+  }
+
+  /** Mask stage up to the decoder: its logits [L, D, H, W] (channel-major) before the argmax. */
+  async generateMaskLogits(req: MaskRequest): Promise<Float32Array> {
     const { config, maskUnet, maskAutoencoder } = this.generator;
     const shape = [1, ...config.mask.latentShape];
     const stream = 2 * req.sampleIndex;
@@ -158,7 +182,7 @@ export class LabeledPairGenerator {
     });
     const z = unscale(latent.data, maskAutoencoder.config.scaleFactor!);
     const { out } = await this.nets.maskAutoencoder.run('decode', { z: { shape, data: z } });
-    return argmaxLabels(out.data, config.labels, this.voxels);
+    return out.data;
   }
 
   /**

@@ -12,8 +12,10 @@
 // for it: transforms the block's input (V, sized to stay in its L2), runs the products one output-channel block
 // at a time into a small M, and transforms those channels' outputs straight into y. Small volumes (too few
 // blocks to share out, each of which would stream all of U) keep one group done in phases. Only the transformed
-// weights U are shared between threads; they are made per call rather than kept, so a network's resident memory
-// does not grow by 2.4x its 3x3x3 weights. Every transform is separable and runs one dimension at a time.
+// weights U are shared between threads. A network layer keeps its U when the volume is small and U is not large
+// (kKeepUTiles, kKeepUBytes): there the weight transform cost a quarter of the call, and a default-size UNet keeps
+// ~75 MB; elsewhere U is made per call, so the thesis UNet's resident memory does not grow by 2.4x its 3x3x3
+// weights (5 GB). Every transform is separable and runs one dimension at a time.
 #include "conv3d_winograd.h"
 
 #include "../kernels/bf16.h"
@@ -255,6 +257,10 @@ constexpr int64_t kBlockBytes = int64_t(3) << 19;  // 1.5 MiB of this core's 2 M
 constexpr int64_t kFusedUBytes = int64_t(16) << 20;
 // Phased groups: transformed input + products of one group.
 constexpr int64_t kGroupBytesCap = int64_t(128) << 20;
+// A layer keeps its U across calls below this many output tiles (the weight transform then costs more than ~2% of
+// the products: it reads each weight once, the products 64 * tiles / 27 times) and up to this size.
+constexpr int64_t kKeepUTiles = 2048;
+constexpr int64_t kKeepUBytes = int64_t(16) << 20;
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -330,22 +336,46 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
   const int64_t work_floats = round_up(std::max<int64_t>(isc.floats(g), 56 * kOutChunk), 16);
   const int64_t thread_floats = (phased ? 0 : v_block_floats + m_floats) + work_floats;
   const int64_t shared_floats = phased ? v_block_floats + m_floats : 0;
-  float* u = static_cast<float*>(ctx.scratch().reserve(
-      sizeof(float) * (u_floats + u2_floats + shared_floats + thread_floats * threads)));
+  // U lives in the layer's cache (PackedConvWeights) where it is kept, else in scratch before V and M. The lock is
+  // held for the whole call, so another context cannot remake the cache underneath this one.
+  const bool keep_u = p.packed && g.slices * g.plane_tiles < kKeepUTiles && u_bytes <= kKeepUBytes;
+  std::unique_lock<std::mutex> cache_lock;
+  bool u_ready = false;
+  float* u = nullptr;
+  if (keep_u) {
+    cache_lock = std::unique_lock<std::mutex>(p.packed->mutex);
+    std::vector<float>& cached = p.packed->winograd_u;
+    u_ready = p.packed->winograd_kernels == &k && p.packed->winograd_bf16 == bf &&
+              static_cast<int64_t>(cached.size()) == u_floats + u2_floats;
+    if (!u_ready) {
+      p.packed->winograd_kernels = nullptr;
+      cached.assign(static_cast<size_t>(u_floats + u2_floats), 0.0f);
+    }
+    u = cached.data();
+  }
+  float* scratch = static_cast<float*>(ctx.scratch().reserve(
+      sizeof(float) * ((keep_u ? 0 : u_floats + u2_floats) + shared_floats + thread_floats * threads)));
+  if (!keep_u) u = scratch;
   uint16_t* u2 = reinterpret_cast<uint16_t*>(u + u_floats);
-  float* shared = u + u_floats + u2_floats;
+  float* shared = keep_u ? scratch : u + u_floats + u2_floats;
   float* per_thread = shared + shared_floats;
 
-  ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) {
-    transform_weights(g, weight.f32(), co_block, b0, b1, u, u_point);
-  });
-  if (bf)
-    ctx.pool().parallel_for(kPoints * co_blocks, [&](int64_t i0, int64_t i1, int) {
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t pt = i / co_blocks, cb = i % co_blocks;
-        pack_bf16_weight_pairs(u + pt * u_point, g.cin, 1, co_block, u2 + 2 * pt * co_blocks * pairs * co_block, cb, cb + 1);
-      }
+  if (!u_ready) {
+    ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) {
+      transform_weights(g, weight.f32(), co_block, b0, b1, u, u_point);
     });
+    if (bf)
+      ctx.pool().parallel_for(kPoints * co_blocks, [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t pt = i / co_blocks, cb = i % co_blocks;
+          pack_bf16_weight_pairs(u + pt * u_point, g.cin, 1, co_block, u2 + 2 * pt * co_blocks * pairs * co_block, cb, cb + 1);
+        }
+      });
+    if (keep_u) {
+      p.packed->winograd_kernels = &k;
+      p.packed->winograd_bf16 = bf;
+    }
+  }
 
   const int64_t total_lanes = total_rows * g.tx;
   const float* bias_data = bias ? bias->f32() : nullptr;

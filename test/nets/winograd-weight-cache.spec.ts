@@ -1,0 +1,72 @@
+/**
+ * Network layers keep their Winograd-transformed weights where the volume is small (ops/conv3d_winograd.cpp,
+ * kKeepUTiles): the first run transforms and stores them, later runs read them back. The later runs must give the
+ * first run's bytes (a stale or half-filled cache, or one laid out for other kernels, would not), and the output
+ * must still match the same network run on a batch large enough that nothing is kept.
+ */
+import test from 'ava';
+import { createBackend } from '../../ts/backend/select.js';
+import type { Backend, NetworkSpec } from '../../ts/backend/types.js';
+import { createNetwork } from '../../ts/nets/network.js';
+import { randomNetworkWeights } from '../../ts/nets/random-weights.js';
+import { eachBackend } from '../helpers/backends.js';
+import { relL2 } from '../helpers/reference.js';
+
+// 64 channels on both levels, so every 3x3x3 convolution takes Winograd: 8x8x8 output tiles at 16^3 (512 per
+// item), 64 at 8^3.
+const UNET: NetworkSpec = {
+  class: 'DiffusionModelUNet',
+  args: { spatial_dims: 3, in_channels: 2, out_channels: 2, num_res_blocks: 1, num_channels: [64, 64], attention_levels: [false, false],
+    norm_num_groups: 16, resblock_updown: false, with_conditioning: false },
+  wrapper: null,
+  attentionOutputProjection: false,
+};
+const SIDE = 16;
+
+function inputs(batch: number) {
+  const n = batch * 2 * SIDE ** 3;
+  const x = new Float32Array(n).map((_, i) => Math.sin(i * 0.013) + 0.3 * Math.cos((i % (2 * SIDE ** 3)) * 0.7));
+  return { x: { shape: [batch, 2, SIDE, SIDE, SIDE], data: x }, timesteps: { shape: [batch], data: new Float32Array(batch).fill(500) } };
+}
+
+async function check(t: import('ava').ExecutionContext, backend: Backend) {
+  const weights = await randomNetworkWeights(backend, UNET, 11);
+  const network = await createNetwork(backend, UNET, weights);
+  try {
+    const one = inputs(1);
+    const first = (await network.run('forward', one)).out.data;
+    const second = (await network.run('forward', one)).out.data;
+    t.deepEqual(second, first, 'the kept transformed weights give the bytes of the run that made them');
+    // Batch 8: 4096 tiles per 16^3 layer, above kKeepUTiles, so those layers transform their weights per call.
+    const eight = inputs(8);
+    const big = (await network.run('forward', eight)).out.data;
+    const item0 = big.subarray(0, first.length);
+    t.true(relL2(item0, first) <= 1e-5, `batch item 0 vs batch of 1: rel L2 ${relL2(item0, first)}`);
+    t.deepEqual((await network.run('forward', one)).out.data, first, 'a small batch after a large one reads the kept weights again');
+  } finally {
+    await network.dispose();
+  }
+}
+
+eachBackend('a network keeps Winograd-transformed weights across runs and gets the same bytes', async (t, backend) => {
+  await check(t, backend);
+});
+
+test('bf16 Winograd products keep their packed transformed weights too (native, AVX512-BF16 dot kernels)', async (t) => {
+  process.env.BRAIN_LDM_BF16_KERNELS = 'avx512-bf16';
+  let backend: Backend;
+  try {
+    backend = await createBackend('native', { threads: 2, precision: 'bf16' });
+  } catch (e) {
+    t.log(`skipped: ${(e as Error).message}`);
+    t.pass();
+    return;
+  } finally {
+    delete process.env.BRAIN_LDM_BF16_KERNELS;
+  }
+  try {
+    await check(t, backend);
+  } finally {
+    await backend.dispose();
+  }
+});
