@@ -4,7 +4,7 @@
 #   bash train/evaluate_generator.sh GENERATOR DATA OUT [--samples N] [--requests R] [--per-request K]
 #
 #   1. autoencoder-dice on DATA/heldout/labels (the held-out subjects)         -> OUT/autoencoder-dice.json
-#   2. calibrate: label offsets fitted to DATA/labels (the training maps) on 24 masks, then R conditions x K masks,
+#   2. calibrate: label offsets fitted to DATA/labels (the training maps) on 64 masks, then R conditions x K masks,
 #      then R targets x K masks through the map (writes both into GENERATOR/generator.json)
 #                                                                                -> OUT/calibration.json
 #   3. generate N pairs with volumes uniform over the training range (PNG montages too) -> OUT/samples/
@@ -15,7 +15,7 @@ set -euo pipefail
 die() { echo "evaluate_generator: $*" >&2; exit 1; }
 [ $# -ge 3 ] || die "usage: bash train/evaluate_generator.sh GENERATOR DATA OUT [--samples N] [--requests R] [--per-request K]"
 GEN="$1"; DATA="$2"; OUT="$3"; shift 3
-SAMPLES=32; REQUESTS=8; PER_REQUEST=4
+SAMPLES=64; REQUESTS=8; PER_REQUEST=4
 while [ $# -gt 0 ]; do
   case "$1" in
     --samples) SAMPLES="$2" ;;

@@ -13,8 +13,10 @@
 namespace bl {
 
 // Direct: the flat-tap micro-kernel (any kernel, stride, padding). Winograd: F(2x2x2, 3x3x3), 3x3x3
-// stride 1 only (ops/conv3d_winograd.cpp). Auto: Winograd where it applies and pays, else direct.
-enum class Conv3dAlgorithm { Auto = 0, Direct = 1, Winograd = 2 };
+// stride 1 only (ops/conv3d_winograd.cpp). Gathered: every output of every batch item one lane of a gathered input,
+// one matrix product (small volumes; fp32 only). Auto: Winograd where it applies and pays, else gathered where the
+// flat layout would be mostly margin, else direct.
+enum class Conv3dAlgorithm { Auto = 0, Direct = 1, Winograd = 2, Gathered = 3 };
 
 // A convolution's weights packed for the bf16 kernels, kept by a network layer across runs: a network's weights
 // do not change, and packing them (rounding, channel pairs, K steps) cost ~10% of a bf16 UNet forward when done
@@ -28,6 +30,10 @@ struct PackedConvWeights {
   const void* winograd_kernels = nullptr;  // the KernelTable the layout was made for
   const void* winograd_bf16 = nullptr;     // the Bf16Kernels, or null for fp32 products
   std::vector<float> winograd_u;
+  // The fp32 direct convolution's packed weights, where the volume is small enough that packing them each call
+  // cost a tenth of it (the gathered path of ops/conv3d.cpp).
+  const void* direct_f32_kernels = nullptr;  // the KernelTable they were packed for
+  std::vector<float> direct_f32;
 };
 
 struct Conv3dParams {

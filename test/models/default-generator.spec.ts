@@ -44,6 +44,20 @@ test('models/default is a complete generator within 20 MB, with its model card a
   t.true(files.some((f) => /source/i.test(f)), `a training-data source file among ${files.join(', ')}`);
 });
 
+test('models/default carries label offsets fitted to the training maps: small structures up, background and ventricles at 0', async (t) => {
+  const { config } = await readGenerator(dir);
+  const lo = config.labelOffsets;
+  t.truthy(lo, 'generator.json has labelOffsets (brain-ldm calibrate --label-reference)');
+  const offset = (label: number) => lo!.offsets[config.labels.indexOf(label)];
+  for (const l of [0, ...config.conditioning.ventricleLabels]) t.is(offset(l), 0, `label ${l} keeps offset 0`);
+  // The accumbens areas (26, 58) were the labels the networks lost most (17% of their training volume without offsets).
+  for (const l of [26, 58]) {
+    t.true(offset(l) > 1, `label ${l}: offset ${offset(l)}`);
+    const c = config.labels.indexOf(l);
+    t.true(lo!.meanVoxelsAfter[c] > 2 * lo!.meanVoxelsBefore[c], `label ${l}: ${lo!.meanVoxelsBefore[c]} -> ${lo!.meanVoxelsAfter[c]} voxels per mask`);
+  }
+});
+
 test('models/default: a larger ventricle request gives larger ventricles, SynthSeg labels and a T1 image', async (t) => {
   const g = await readGenerator(dir);
   const [lo, hi] = g.config.conditioning.trainingVentricleMl;

@@ -66,7 +66,7 @@ function writeJson(path: string, value: unknown): void {
 
 /** A generator folder, data split and evaluation outputs with known numbers (no weights: the card does not read them). */
 function cardInputs(dir: string, keptFrom?: { generator: string; config: string },
-  initFrom?: { run: string; steps: number }): { generator: string; data: string; evalDir: string } {
+  initFrom?: { run: string; steps: number }, labelOffsets?: object): { generator: string; data: string; evalDir: string } {
   const generator = join(dir, 'gen');
   const data = join(dir, 'data');
   const evalDir = join(dir, 'eval');
@@ -77,6 +77,7 @@ function cardInputs(dir: string, keptFrom?: { generator: string; config: string 
     conditioning: { ratioMin: 0.01, ratioMax: 0.18, ventricleLabels: [4, 5, 43, 44, 14, 15], trainingVentricleMl: [14, 285],
       referenceIcvMl: 1500, nullContext: { convention: 'thesis' } },
     defaults: { guidanceScale: 3, solver: 'dpm-solver++', steps: 20 },
+    ...(labelOffsets ? { labelOffsets } : {}),
   });
   const stage = (steps: number, lastEpoch?: Record<string, number>) =>
     ({ steps, epochs: 2, wallSeconds: 120, truncated: false, parameters: 1000, ...(lastEpoch ? { lastEpoch } : {}) });
@@ -159,6 +160,30 @@ pythonTest('write_model_card.py names a stage that started from another run and 
     const source = card.indexOf('--config train/configs/cpu-reduced-2x.yaml --stage mask-unet --data DATA --out RUNS/cpu-reduced-2x\n');
     const tuned = card.indexOf('--config train/configs/cpu-reduced-2x-tuned.yaml --stage mask-unet --data DATA --out RUN\n');
     t.true(source > 0 && tuned > source, 'the source run is trained before the run that continues it');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+pythonTest('write_model_card.py lists the label offsets and the volume shares they correct', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'brain-ldm-card-'));
+  try {
+    // Channel 1 is label 2, channel 31 label 58 (the accumbens): shares among the two moved labels, before 0.20, after 0.90.
+    const perLabel = (pairs: Record<number, number>, rest: number) => LABELS.map((_, c) => pairs[c] ?? rest);
+    const labelOffsets = {
+      offsets: perLabel({ 1: -0.13, 31: 5.58 }, 0), referenceMaps: 496, fittedMasks: 24,
+      targetVoxels: perLabel({ 1: 5000, 31: 10 }, 100), meanVoxelsBefore: perLabel({ 1: 5000, 31: 2 }, 100),
+      meanVoxelsAfter: perLabel({ 1: 4993, 31: 9 }, 100),
+    };
+    const { generator, data, evalDir } = cardInputs(dir, undefined, undefined, labelOffsets);
+    const r = spawnSync(VENV_PYTHON, [join(TRAIN_DIR, 'write_model_card.py'), '--generator', generator, '--data', data,
+      '--eval', evalDir, '--config', join(TRAIN_DIR, 'configs', 'cpu-reduced.yaml')], { encoding: 'utf8' });
+    t.is(r.status, 0, r.stderr);
+    const card = readFileSync(join(generator, 'MODEL_CARD.md'), 'utf8');
+    t.true(card.includes('`brain-ldm calibrate --label-reference` on the 496 training maps, fitted on 24 generated masks'), card);
+    const accumbens = card.indexOf('| 58 | +5.58 | 0.20 | 0.90 |');
+    const wm = card.indexOf('| 2 | -0.13 | 1.00 | 1.00 |');
+    t.true(accumbens > 0 && wm > accumbens, 'the label furthest from its share comes first');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

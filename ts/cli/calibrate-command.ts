@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadBackend } from '../backend/select.js';
 import { readGenerator, writeGeneratorConfig } from '../bundle/generator-bundle.js';
-import { calibrateLabels, meanLabelVoxels } from '../pipeline/calibrate-labels.js';
+import { DEFAULT_LABEL_MASKS, calibrateLabels, meanLabelVoxels } from '../pipeline/calibrate-labels.js';
 import { calibrateVolume } from '../pipeline/calibrate-volume.js';
 import { readLabelVolume } from '../labels/label-volume.js';
 import { SCHEDULER_TYPES, type SchedulerType } from '../schedulers/index.js';
@@ -28,7 +28,7 @@ volume sweep then runs with the new offsets. Without it, offsets already in gene
 
 options:
   --label-reference <dir>  fit the label offsets to the label maps (*.nii.gz, *.nii) in <dir>
-  --label-masks <n>  generated masks the offsets are fitted on (default 24)
+  --label-masks <n>  generated masks the offsets are fitted on (default ${DEFAULT_LABEL_MASKS})
   --requests <n>     conditions in the sweep and targets in the check (default 8)
   --samples <n>      masks per condition / target (default 4)
   --guidance <w>     guidance scale (default: the generator's); the map holds for these settings
@@ -87,7 +87,7 @@ export async function calibrateCommand(argv: string[], print: (line: string) => 
   let phase = '';
   try {
     if (reference) {
-      if (!values.quiet) { bar = new ProgressBar({ total: positiveInt('label-masks', values['label-masks']) ?? 24 }); bar.note(`fitting label offsets to ${reference.maps} maps`); }
+      if (!values.quiet) { bar = new ProgressBar({ total: positiveInt('label-masks', values['label-masks']) ?? DEFAULT_LABEL_MASKS }); bar.note(`fitting label offsets to ${reference.maps} maps`); }
       generator.config.labelOffsets = await calibrateLabels({
         generator, backend, targetVoxels: reference.targetVoxels, referenceMaps: reference.maps,
         masks: positiveInt('label-masks', values['label-masks']), guidanceScale, solver: values.solver as SchedulerType | undefined,

@@ -14,6 +14,9 @@ import { LabelCandidates, fitLabelOffsets } from './label-offsets.js';
 import { LabeledPairGenerator } from './labeled-pair-generator.js';
 
 export const LABEL_FIT_INDEX_OFFSET = 2_000_000;
+/** Masks the offsets are fitted on by default: on the CPU default generator, offsets fitted on 24 masks brought the
+ * accumbens to 0.87 of its training volume on those masks but 0.74 on 64 fresh ones (too few voxels per mask). */
+export const DEFAULT_LABEL_MASKS = 64;
 
 /** Mean voxels per generator label (channel order) over label maps given as label values; `names` label errors. */
 export function meanLabelVoxels(maps: readonly ArrayLike<number>[], labels: readonly number[], names: readonly string[]): number[] {
@@ -48,7 +51,7 @@ export interface LabelCalibrationOptions {
 export async function calibrateLabels(o: LabelCalibrationOptions): Promise<LabelOffsets> {
   const g = o.generator;
   const { labels, grid } = g.config;
-  const masks = o.masks ?? 24;
+  const masks = o.masks ?? DEFAULT_LABEL_MASKS;
   if (!Number.isSafeInteger(masks) || masks < 1) throw new RangeError(`calibrate: 'masks' must be a positive integer, got ${masks}`);
   if (o.targetVoxels.length !== labels.length) throw new RangeError(`calibrate: expected ${labels.length} target counts, got ${o.targetVoxels.length}`);
   const guidanceScale = o.guidanceScale ?? g.config.defaults.guidanceScale;
