@@ -1,8 +1,9 @@
 /**
- * Network layers keep their Winograd-transformed weights where the volume is small (ops/conv3d_winograd.cpp,
- * kKeepUTiles): the first run transforms and stores them, later runs read them back. The later runs must give the
- * first run's bytes (a stale or half-filled cache, or one laid out for other kernels, would not), and the output
- * must still match the same network run on a batch large enough that nothing is kept.
+ * Network layers keep their transformed or packed weights where the volume is small: Winograd's U
+ * (ops/conv3d_winograd.cpp, kKeepUTiles) and the fp32 packed weights of the flat and gathered direct paths
+ * (ops/conv3d.cpp, kGatherPositions). The first run makes and stores them, later runs read them back. The later runs
+ * must give the first run's bytes (a stale or half-filled cache, or one laid out for other kernels, would not), and
+ * the output must still match the same network run on a batch large enough that nothing is kept.
  */
 import test from 'ava';
 import { createBackend } from '../../ts/backend/select.js';
@@ -12,11 +13,11 @@ import { randomNetworkWeights } from '../../ts/nets/random-weights.js';
 import { eachBackend } from '../helpers/backends.js';
 import { relL2 } from '../helpers/reference.js';
 
-// 64 channels on both levels, so every 3x3x3 convolution takes Winograd: 8x8x8 output tiles at 16^3 (512 per
-// item), 64 at 8^3.
+// 64 and 96 channels, so every stride-1 3x3x3 convolution takes Winograd (8x8x8 output tiles at 16^3, 512 per item;
+// 64 at 8^3); the stride-2 downsample is gathered and the 64 -> 96 skip is a flat 1x1x1 at 8^3.
 const UNET: NetworkSpec = {
   class: 'DiffusionModelUNet',
-  args: { spatial_dims: 3, in_channels: 2, out_channels: 2, num_res_blocks: 1, num_channels: [64, 64], attention_levels: [false, false],
+  args: { spatial_dims: 3, in_channels: 2, out_channels: 2, num_res_blocks: 1, num_channels: [64, 96], attention_levels: [false, false],
     norm_num_groups: 16, resblock_updown: false, with_conditioning: false },
   wrapper: null,
   attentionOutputProjection: false,
@@ -36,8 +37,9 @@ async function check(t: import('ava').ExecutionContext, backend: Backend) {
     const one = inputs(1);
     const first = (await network.run('forward', one)).out.data;
     const second = (await network.run('forward', one)).out.data;
-    t.deepEqual(second, first, 'the kept transformed weights give the bytes of the run that made them');
-    // Batch 8: 4096 tiles per 16^3 layer, above kKeepUTiles, so those layers transform their weights per call.
+    t.deepEqual(second, first, 'the kept weights give the bytes of the run that made them');
+    // Batch 8: 4096 tiles per 16^3 layer (above kKeepUTiles) and 4096 outputs at 8^3 (above kGatherPositions), so
+    // the layers transform and pack their weights per call.
     const eight = inputs(8);
     const big = (await network.run('forward', eight)).out.data;
     const item0 = big.subarray(0, first.length);
@@ -48,7 +50,7 @@ async function check(t: import('ava').ExecutionContext, backend: Backend) {
   }
 }
 
-eachBackend('a network keeps Winograd-transformed weights across runs and gets the same bytes', async (t, backend) => {
+eachBackend('a network keeps transformed and packed weights across runs and gets the same bytes', async (t, backend) => {
   await check(t, backend);
 });
 

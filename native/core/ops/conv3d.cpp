@@ -195,6 +195,20 @@ void pack_weight(const ConvGeometry& g, const float* w, int co_block, float* wp)
         }
 }
 
+// The fp32 packed weights a network layer keeps (PackedConvWeights::direct_f32; the caller holds its mutex),
+// packed on first use for kernel table k. Both the flat and the gathered path read pack_weight's layout.
+const float* kept_f32_weights(PackedConvWeights& packed, const KernelTable& k, const ConvGeometry& g, const float* w,
+                              int co_block) {
+  const int64_t floats = (g.cout + co_block - 1) / co_block * co_block * g.cin * g.kd * g.kh * g.kw;
+  std::vector<float>& kept = packed.direct_f32;
+  if (packed.direct_f32_kernels != &k || static_cast<int64_t>(kept.size()) != floats) {
+    kept.assign(static_cast<size_t>(floats), 0.0f);
+    pack_weight(g, w, co_block, kept.data());
+    packed.direct_f32_kernels = &k;
+  }
+  return kept.data();
+}
+
 // Small volumes: the flat-tap layout computes whole padded planes, so at 4x5x4 (plane 5 x 6 = 30 flat positions,
 // 20 of them outputs, in one 48-lane tile) 58% of the products are margin and the convolution ran at a fifth of the
 // kernel's rate. There every output of every batch item becomes one lane of a gathered input
@@ -262,16 +276,20 @@ Status conv3d_gathered(Context& ctx, const ConvGeometry& g, const Tensor& x, con
   // for the whole call, as for the bf16 weights.
   std::unique_lock<std::mutex> lock;
   const float* wp = nullptr;
-  float* xg = static_cast<float*>(ctx.scratch().reserve(sizeof(float) * (kdim * lanes + (p.packed ? 0 : wp_floats))));
+  // Items (tile, group of channel blocks); within an item K goes in steps of kGatherK whose gathered input (kGatherK
+  // x tile floats, 96 KiB) stays in L2 while every channel block of the group passes its weights over it. Whole-K
+  // items streamed the tile's full panel (1.3 MB at 256 channels) once per channel block and ran at 40 GFLOP/s.
+  constexpr int64_t kGatherK = 512;
+  const int64_t tiles = lanes / tb;
+  const int64_t group = std::min<int64_t>(co_blocks, std::max<int64_t>(1, tiles * co_blocks / (2 * ctx.threads())));
+  const int64_t groups = (co_blocks + group - 1) / group;
+  const int64_t acc_floats = group * co_block * tb;
+  float* xg = static_cast<float*>(ctx.scratch().reserve(
+      sizeof(float) * (kdim * lanes + (p.packed ? 0 : wp_floats) + acc_floats * ctx.threads())));
+  float* sums = xg + kdim * lanes + (p.packed ? 0 : wp_floats);
   if (p.packed) {
     lock = std::unique_lock<std::mutex>(p.packed->mutex);
-    std::vector<float>& kept = p.packed->direct_f32;
-    if (p.packed->direct_f32_kernels != &k || static_cast<int64_t>(kept.size()) != wp_floats) {
-      kept.assign(static_cast<size_t>(wp_floats), 0.0f);
-      pack_weight(g, weight.f32(), co_block, kept.data());
-      p.packed->direct_f32_kernels = &k;
-    }
-    wp = kept.data();
+    wp = kept_f32_weights(*p.packed, k, g, weight.f32(), co_block);
   } else {
     pack_weight(g, weight.f32(), co_block, xg + kdim * lanes);
     wp = xg + kdim * lanes;
@@ -280,25 +298,33 @@ Status conv3d_gathered(Context& ctx, const ConvGeometry& g, const Tensor& x, con
 
   const float* bias_data = bias ? bias->f32() : nullptr;
   const int64_t out_spatial = g.od * g.oh * g.ow;
-  const int64_t tiles = lanes / tb;
   const int32_t tap0 = 0;
-  // Items (tile, channel block): a tile's gathered input (K x tile floats) stays in L2 while the channel blocks'
-  // weights pass over it.
-  ctx.pool().parallel_for(tiles * co_blocks, [&](int64_t begin, int64_t end, int) {
+  ctx.pool().parallel_for(tiles * groups, [&](int64_t begin, int64_t end, int thread) {
     alignas(64) float acc[16 * 64];
+    float* sum = sums + thread * acc_floats;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t tile = item / co_blocks, cb = item % co_blocks;
-      k.conv_tile_fn(xg + tile * tb, wp + cb * kdim * co_block, &tap0, 1, static_cast<int>(kdim), lanes, acc);
-      const int64_t used = std::min(tb, positions - tile * tb);
-      for (int c = 0; c < co_block; ++c) {
-        const int64_t co = cb * co_block + c;
-        if (co >= g.cout) break;
-        const float b = bias_data ? bias_data[co] : 0.0f;
-        for (int64_t l = 0; l < used; ++l) {
-          const int64_t pos = tile * tb + l, n = pos / out_spatial;
-          y.f32()[(n * g.cout + co) * out_spatial + pos % out_spatial] = acc[c * tb + l] + b;
+      const int64_t tile = item / groups, cb0 = (item % groups) * group, cb1 = std::min(co_blocks, cb0 + group);
+      for (int64_t k0 = 0; k0 < kdim; k0 += kGatherK) {
+        const int64_t kn = std::min(kGatherK, kdim - k0);
+        for (int64_t cb = cb0; cb < cb1; ++cb) {
+          k.conv_tile_fn(xg + k0 * lanes + tile * tb, wp + (cb * kdim + k0) * co_block, &tap0, 1, static_cast<int>(kn), lanes, acc);
+          float* s = sum + (cb - cb0) * co_block * tb;
+          if (k0 == 0) std::memcpy(s, acc, sizeof(float) * co_block * tb);
+          else for (int64_t i = 0; i < co_block * tb; ++i) s[i] += acc[i];
         }
       }
+      const int64_t used = std::min(tb, positions - tile * tb);
+      for (int64_t cb = cb0; cb < cb1; ++cb)
+        for (int c = 0; c < co_block; ++c) {
+          const int64_t co = cb * co_block + c;
+          if (co >= g.cout) break;
+          const float b = bias_data ? bias_data[co] : 0.0f;
+          const float* s = sum + ((cb - cb0) * co_block + c) * tb;
+          for (int64_t l = 0; l < used; ++l) {
+            const int64_t pos = tile * tb + l, n = pos / out_spatial;
+            y.f32()[(n * g.cout + co) * out_spatial + pos % out_spatial] = s[l] + b;
+          }
+        }
     }
   });
   return Status::ok();
@@ -398,21 +424,28 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
     return Status::range_error("conv3d: input " + x.shape_string() + " is too large for one call (over 2^31 padded elements per batch item)");
   const int64_t furthest = (full.cin - 1) * largest.ci_stride + reach_max;
   int64_t xq_floats = bf ? 0 : std::max(full.cin * largest.ci_stride, furthest) + 16;
-  int64_t wp_floats = bf ? 0 : co_blocks * full.cin * taps * co_block;
+  // fp32 weights of a network layer at a small volume are packed once and kept: there packing them each call cost
+  // a quarter of the convolution (128 -> 128 at 4x5x4: 4.0 -> 3.0 ms per call).
+  const bool keep_f32 = !bf && p.packed && full.n * full.od * full.oh * full.ow <= kGatherPositions;
+  int64_t wp_floats = bf || keep_f32 ? 0 : co_blocks * full.cin * taps * co_block;
   const int64_t xq2_halves = bf ? 2 * ((padded_pairs - 1) * largest.ci_stride + std::max(largest.ci_stride, reach_max) + 16) : 0;
   const int64_t w2_halves = bf ? co_blocks * padded_pairs * taps * co_block * 2 : 0;
   const int64_t halves_as_floats = (xq2_halves + (p.packed ? 0 : w2_halves) + 1) / 2;
   float* scratch = static_cast<float*>(ctx.scratch().reserve(sizeof(float) * (xq_floats + wp_floats + halves_as_floats)));
   float* xq = scratch;
-  float* wp = scratch + xq_floats;
-  uint16_t* xq2 = reinterpret_cast<uint16_t*>(wp + wp_floats);
+  float* wp_scratch = scratch + xq_floats;
+  const float* wp = wp_scratch;
+  uint16_t* xq2 = reinterpret_cast<uint16_t*>(wp_scratch + wp_floats);
   uint16_t* w2 = xq2 + xq2_halves;
   // A network layer keeps its packed weights (PackedConvWeights); the lock is held for the whole call, so a
   // second run on another context cannot repack them underneath this one.
   std::unique_lock<std::mutex> packed_lock;
   bool weights_ready = false;
-  if (bf && p.packed) {
+  if ((bf || keep_f32) && p.packed) {
     packed_lock = std::unique_lock<std::mutex>(p.packed->mutex);
+    if (keep_f32) wp = kept_f32_weights(*p.packed, k, full, weight.f32(), co_block);
+  }
+  if (bf && p.packed) {
     if (p.packed->kernels == bf && static_cast<int64_t>(p.packed->data.size()) == w2_halves) {
       weights_ready = true;
     } else {
@@ -429,8 +462,8 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
       });
       if (p.packed) p.packed->kernels = bf;
     }
-  } else {
-    pack_weight(full, weight.f32(), co_block, wp);
+  } else if (!keep_f32) {
+    pack_weight(full, weight.f32(), co_block, wp_scratch);
   }
   const float* bias_data = bias ? bias->f32() : nullptr;
   const int64_t out_spatial = full.od * full.oh * full.ow;
