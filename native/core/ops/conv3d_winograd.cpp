@@ -30,6 +30,16 @@ namespace {
 
 constexpr int kPoints = 64;  // 4x4x4 transform points; point p = (a * 4 + b) * 4 + c for (D, H, W)
 
+// The input and output transforms are a fifth of a default-size UNet forward (perf), and ops/ is compiled for
+// baseline x86-64, where their loops run 4 lanes wide. They are adds and subtracts only, so every ISA gives the same
+// bits: GCC builds them once per ISA and the loader picks the one the CPU runs (ifunc). Elsewhere (clang, wasm,
+// other CPUs) they are built once, for the target.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
+#define BL_ISA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define BL_ISA_CLONES
+#endif
+
 struct WinoGeometry {
   int64_t n, cin, cout, d, h, w;
   int64_t pd, ph, pw;     // padding before, per dim
@@ -145,7 +155,7 @@ struct InputScratch {
 // whole convolution (row r = slice s * ty + tile row; slice s = batch item * tz + tile depth); lane =
 // (r - r0) * tx + tile column. Whole slices of one batch item are done as one run, so the planes two neighbouring
 // slices share are transformed once.
-void transform_input(const WinoGeometry& g, const InputScratch& sc, const float* x, int64_t ci, int64_t r0, int64_t r1,
+BL_ISA_CLONES void transform_input(const WinoGeometry& g, const InputScratch& sc, const float* x, int64_t ci, int64_t r0, int64_t r1,
                      float* v, int64_t point_stride, float* scratch) {
   float* t1 = scratch;                       // [c][zi][u][tx]
   float* t2 = t1 + sc.t1_floats;             // [c][b][zi][rows * tx]
@@ -208,7 +218,7 @@ constexpr int64_t kOutChunk = 64;  // lanes per output-transform step: its 56 ro
 
 // y[n][co] for the `used` lanes of a block starting at global lane `lane0` (= r0 * tx), from mc[p * point_stride
 // + lane], the products of channel co.
-void transform_output(const WinoGeometry& g, const float* mc, int64_t point_stride, int64_t co, int64_t lane0,
+BL_ISA_CLONES void transform_output(const WinoGeometry& g, const float* mc, int64_t point_stride, int64_t co, int64_t lane0,
                       int64_t used, float bias, float* y, float* scratch) {
   float* o1 = scratch;                   // [a'][b][c][chunk]
   float* o2 = o1 + 32 * kOutChunk;       // [a'][b'][c][chunk]
