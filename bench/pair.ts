@@ -4,8 +4,11 @@
  * PyTorch (DDPM 1000 steps per stage, projected from the measured per-step time of the same networks;
  * bench/pair_pytorch.py) and to PyTorch running the same 20 steps. One run, one machine.
  *
- *   npm run bench:pair -- [--generator models/default] [--config train/configs/cpu-reduced.yaml] [--count 4]
+ *   npm run bench:pair -- [--generator models/default] [--config train/configs/cpu-reduced-2x-tuned.yaml] [--count 4]
  *                         [--threads 2] [--markdown FILE]
+ *
+ * --config must describe the generator's networks: the default is the config of models/default's four networks
+ * (v6/v7: its mask stages are cpu-reduced-2x-tuned's; its image stages, kept from v4, have the same networks there).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +21,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({
   options: {
     generator: { type: 'string', default: join(root, 'models/default') },
-    config: { type: 'string', default: join(root, 'train/configs/cpu-reduced.yaml') },
+    config: { type: 'string', default: join(root, 'train/configs/cpu-reduced-2x-tuned.yaml') },
     count: { type: 'string', default: '4' },
     threads: { type: 'string', default: '2' },
     markdown: { type: 'string' },
