@@ -69,6 +69,32 @@ export function eachBackend(title: string, fn: (t: import('ava').ExecutionContex
   }
 }
 
+/**
+ * Runs `fn` on a native backend made with `options` (a precision, ISA or thread count not every machine has), or
+ * logs why it could not be made and passes: a bf16 test on a CPU without AVX512-BF16 is skipped, not failed.
+ * `env` is set only while the backend is made (the kernel choices read it then), so concurrent tests do not see it.
+ */
+export async function withNativeBackend(t: import('ava').ExecutionContext, options: Parameters<typeof createBackend>[1],
+  fn: (backend: Backend) => Promise<void>, env: Record<string, string> = {}): Promise<void> {
+  let backend: Backend;
+  const saved = Object.keys(env).map((k) => [k, process.env[k]] as const);
+  Object.assign(process.env, env);
+  try {
+    backend = await createBackend('native', options);
+  } catch (e) {
+    t.log(`skipped: ${(e as Error).message}`);
+    t.pass();
+    return;
+  } finally {
+    for (const [k, v] of saved) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  }
+  try {
+    await fn(backend);
+  } finally {
+    await backend.dispose();
+  }
+}
+
 /** An output tensor filled with NaN, so any element the kernel fails to write shows up. */
 export function poisoned(backend: Backend, shape: readonly number[]): DeviceTensor {
   const size = shape.reduce((a, b) => a * b, 1);

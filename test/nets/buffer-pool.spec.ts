@@ -5,13 +5,12 @@
  * output resolution dominates memory: at 96x128x96 each one is 300-600 MB.
  */
 import test from 'ava';
-import { createBackend } from '../../ts/backend/select.js';
 import { loadNativeAddon } from '../../ts/backend/native-binding.js';
-import type { Backend } from '../../ts/backend/types.js';
 import { createNetwork } from '../../ts/nets/network.js';
 import { randomNetworkWeights } from '../../ts/nets/random-weights.js';
-import type { NetworkSpec, NetworkTensors } from '../../ts/backend/types.js';
-import { eachBackend } from '../helpers/backends.js';
+import type { NetworkTensors } from '../../ts/backend/types.js';
+import type { NetworkSpec } from '../../ts/bundle/model-bundle.js';
+import { eachBackend, withNativeBackend } from '../helpers/backends.js';
 
 const SIDE = 32;
 const HIDDEN = 32;
@@ -76,15 +75,7 @@ for (const precision of ['fp32', 'bf16'] as const) {
   const direct = precision === 'bf16' && amx();
   const title = direct ? 'give the same bytes and hold less' : 'are not sliced where the convolution runs Winograd';
   test(`SPADE gamma and beta made a slice of channels at a time ${title} (native ${precision})`, async (t) => {
-    let backend: Backend;
-    try {
-      backend = await createBackend('native', { threads: 2, precision });
-    } catch (e) {
-      t.log(`skipped: ${(e as Error).message}`);
-      t.pass();
-      return;
-    }
-    try {
+    await withNativeBackend(t, { threads: 2, precision }, async (backend) => {
       const weights = await randomNetworkWeights(backend, WIDE, 5);
       const run = async (sliceAbove: string | undefined) => {
         if (sliceAbove === undefined) delete process.env.BRAIN_LDM_SPADE_SLICE_ABOVE;
@@ -104,8 +95,6 @@ for (const precision of ['fp32', 'bf16'] as const) {
       t.deepEqual(sliced.out, whole.out);
       if (direct) t.true(sliced.bytes < whole.bytes, `buffers held: sliced ${sliced.bytes}, whole ${whole.bytes}`);
       else t.is(sliced.bytes, whole.bytes);
-    } finally {
-      await backend.dispose();
-    }
+    });
   });
 }

@@ -6,11 +6,11 @@
  * the output must still match the same network run on a batch large enough that nothing is kept.
  */
 import test from 'ava';
-import { createBackend } from '../../ts/backend/select.js';
-import type { Backend, NetworkSpec } from '../../ts/backend/types.js';
+import type { Backend } from '../../ts/backend/types.js';
+import type { NetworkSpec } from '../../ts/bundle/model-bundle.js';
 import { createNetwork } from '../../ts/nets/network.js';
 import { randomNetworkWeights } from '../../ts/nets/random-weights.js';
-import { eachBackend } from '../helpers/backends.js';
+import { eachBackend, withNativeBackend } from '../helpers/backends.js';
 import { relL2 } from '../helpers/reference.js';
 
 // 64 and 96 channels, so every stride-1 3x3x3 convolution takes Winograd (8x8x8 output tiles at 16^3, 512 per item;
@@ -55,20 +55,5 @@ eachBackend('a network keeps transformed and packed weights across runs and gets
 });
 
 test('bf16 Winograd products keep their packed transformed weights too (native, AVX512-BF16 dot kernels)', async (t) => {
-  process.env.BRAIN_LDM_BF16_KERNELS = 'avx512-bf16';
-  let backend: Backend;
-  try {
-    backend = await createBackend('native', { threads: 2, precision: 'bf16' });
-  } catch (e) {
-    t.log(`skipped: ${(e as Error).message}`);
-    t.pass();
-    return;
-  } finally {
-    delete process.env.BRAIN_LDM_BF16_KERNELS;
-  }
-  try {
-    await check(t, backend);
-  } finally {
-    await backend.dispose();
-  }
+  await withNativeBackend(t, { threads: 2, precision: 'bf16' }, (backend) => check(t, backend), { BRAIN_LDM_BF16_KERNELS: 'avx512-bf16' });
 });

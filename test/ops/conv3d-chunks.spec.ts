@@ -5,9 +5,8 @@
  * inputs, whose outputs must equal the unchunked ones exactly, in fp32 on every backend and in bf16 on native
  * where the CPU has bf16 kernels; and all match the fp64 reference.
  */
-import { createBackend } from '../../ts/backend/select.js';
 import type { Backend, DeviceTensor } from '../../ts/backend/types.js';
-import { eachBackend, poisoned } from '../helpers/backends.js';
+import { eachBackend, poisoned, withNativeBackend } from '../helpers/backends.js';
 import { conv3dRef, numel, randn, relL2, type ConvCase } from '../helpers/reference.js';
 import test from 'ava';
 
@@ -56,18 +55,6 @@ cases.forEach((c, i) => {
 // bf16 precision (native only): packed pairs of channels in bf16, on the AMX or AVX512-BF16 tile.
 cases.forEach((c, i) => {
   test(`conv3d in chunks equals the unchunked convolution bit for bit at precision bf16: ${c.title}`, async (t) => {
-    let backend: Backend;
-    try {
-      backend = await createBackend('native', { threads: 2, precision: 'bf16' });
-    } catch (e) {
-      t.log(`skipped: ${(e as Error).message}`);
-      t.pass();
-      return;
-    }
-    try {
-      await checkCase(t, backend, c, i, 1e-2);
-    } finally {
-      await backend.dispose();
-    }
+    await withNativeBackend(t, { threads: 2, precision: 'bf16' }, (backend) => checkCase(t, backend, c, i, 1e-2));
   });
 });

@@ -6,9 +6,8 @@
  * where auto says it pays; the output is poisoned first so an unwritten voxel fails. bf16 contexts refuse it by name.
  */
 import test from 'ava';
-import { createBackend } from '../../ts/backend/select.js';
 import type { Backend, DeviceTensor } from '../../ts/backend/types.js';
-import { eachBackend, poisoned } from '../helpers/backends.js';
+import { eachBackend, poisoned, withNativeBackend } from '../helpers/backends.js';
 import { conv3dRef, maxScaledError, numel, randn, relL2 } from '../helpers/reference.js';
 
 type Triple = [number, number, number];
@@ -58,19 +57,9 @@ eachBackend('conv3d auto gathers a small volume (128 -> 128 at 4x5x4, batch 2) a
 });
 
 test('conv3d gathered is refused by name in a bf16 context', async (t) => {
-  let backend: Backend;
-  try {
-    backend = await createBackend('native', { threads: 2, precision: 'bf16' });
-  } catch (e) {
-    t.log(`skipped: ${(e as Error).message}`);
-    t.pass();
-    return;
-  }
-  try {
+  await withNativeBackend(t, { threads: 2, precision: 'bf16' }, async (backend) => {
     const c = cases[0];
     await t.throwsAsync(conv(backend, backend.tensor(c.x), backend.tensor(c.w), backend.tensor([c.w[0]]), c, [2, 33, 4, 5, 4], 3),
       { instanceOf: RangeError, message: /conv3d: algorithm 'gathered' runs fp32 only; this context computes in bf16/ });
-  } finally {
-    await backend.dispose();
-  }
+  });
 });

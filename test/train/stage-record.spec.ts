@@ -103,14 +103,20 @@ function cardInputs(dir: string, keptFrom?: { generator: string; config: string 
   return { generator, data, evalDir };
 }
 
+/** Runs write_model_card.py on cardInputs' folders with --config `config` (and any further arguments); the card's text. */
+function writeCard(t: import('ava').ExecutionContext, inputs: { generator: string; data: string; evalDir: string }, config: string, ...extra: string[]): string {
+  const { generator, data, evalDir } = inputs;
+  const r = spawnSync(VENV_PYTHON, [join(TRAIN_DIR, 'write_model_card.py'), '--generator', generator, '--data', data,
+    '--eval', evalDir, '--config', config, ...extra], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  return readFileSync(join(generator, 'MODEL_CARD.md'), 'utf8');
+}
+
 pythonTest('write_model_card.py writes the card from the generator\'s training.json when the run is gone', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'brain-ldm-card-'));
   try {
     const { generator, data, evalDir } = cardInputs(dir);
-    const r = spawnSync(VENV_PYTHON, [join(TRAIN_DIR, 'write_model_card.py'), '--generator', generator, '--data', data,
-      '--eval', evalDir, '--config', join(TRAIN_DIR, 'configs', 'cpu-reduced.yaml'), '--note', 'NOTE-PARAGRAPH'], { encoding: 'utf8' });
-    t.is(r.status, 0, r.stderr);
-    const card = readFileSync(join(generator, 'MODEL_CARD.md'), 'utf8');
+    const card = writeCard(t, { generator, data, evalDir }, join(TRAIN_DIR, 'configs', 'cpu-reduced.yaml'), '--note', 'NOTE-PARAGRAPH');
     t.true(card.includes('| mask-ae | 100 | 2.0 | 0.1235 | dice 0.8125 |'), card);
     t.true(card.includes('| spade-ae | 300 | 2.0 | not recorded | not recorded |'));
     t.true(card.includes('| spade-unet | 400 | 2.0 | 0.5 | mse 0.625 |'));
@@ -130,10 +136,7 @@ pythonTest('write_model_card.py names the stages kept from another generator and
   const dir = mkdtempSync(join(tmpdir(), 'brain-ldm-card-'));
   try {
     const { generator, data, evalDir } = cardInputs(dir, { generator: 'models/default', config: 'cpu-reduced-v4' });
-    const r = spawnSync(VENV_PYTHON, [join(TRAIN_DIR, 'write_model_card.py'), '--generator', generator, '--data', data,
-      '--eval', evalDir, '--config', 'train/configs/cpu-reduced.yaml'], { encoding: 'utf8' });
-    t.is(r.status, 0, r.stderr);
-    const card = readFileSync(join(generator, 'MODEL_CARD.md'), 'utf8');
+    const card = writeCard(t, { generator, data, evalDir }, 'train/configs/cpu-reduced.yaml');
     t.true(card.includes('Stages spade-ae, spade-unet were not retrained: their bundles were kept as they were from the generator '
       + '`models/default` (config `cpu-reduced-v4`)'), card);
     t.true(card.includes('| spade-unet | 400 | 2.0 | 0.5 | mse 0.625 |'), 'their rows are the earlier training\'s');
@@ -152,10 +155,7 @@ pythonTest('write_model_card.py names a stage that started from another run and 
   try {
     const { generator, data, evalDir } = cardInputs(dir, { generator: 'models/default', config: 'cpu-reduced-v4' },
       { run: '/somewhere/runs/cpu-reduced-2x', steps: 1612 });
-    const r = spawnSync(VENV_PYTHON, [join(TRAIN_DIR, 'write_model_card.py'), '--generator', generator, '--data', data,
-      '--eval', evalDir, '--config', 'train/configs/cpu-reduced-2x-tuned.yaml'], { encoding: 'utf8' });
-    t.is(r.status, 0, r.stderr);
-    const card = readFileSync(join(generator, 'MODEL_CARD.md'), 'utf8');
+    const card = writeCard(t, { generator, data, evalDir }, 'train/configs/cpu-reduced-2x-tuned.yaml');
     t.true(card.includes('Stages that started from the weights of a finished run (`train.init_from`): mask-unet from `cpu-reduced-2x` after 1612 steps;'), card);
     const source = card.indexOf('--config train/configs/cpu-reduced-2x.yaml --stage mask-unet --data DATA --out RUNS/cpu-reduced-2x\n');
     const tuned = card.indexOf('--config train/configs/cpu-reduced-2x-tuned.yaml --stage mask-unet --data DATA --out RUN\n');
@@ -176,10 +176,7 @@ pythonTest('write_model_card.py lists the label offsets and the volume shares th
       meanVoxelsAfter: perLabel({ 1: 4993, 31: 9 }, 100),
     };
     const { generator, data, evalDir } = cardInputs(dir, undefined, undefined, labelOffsets);
-    const r = spawnSync(VENV_PYTHON, [join(TRAIN_DIR, 'write_model_card.py'), '--generator', generator, '--data', data,
-      '--eval', evalDir, '--config', join(TRAIN_DIR, 'configs', 'cpu-reduced.yaml')], { encoding: 'utf8' });
-    t.is(r.status, 0, r.stderr);
-    const card = readFileSync(join(generator, 'MODEL_CARD.md'), 'utf8');
+    const card = writeCard(t, { generator, data, evalDir }, join(TRAIN_DIR, 'configs', 'cpu-reduced.yaml'));
     t.true(card.includes('`brain-ldm calibrate --label-reference` on the 496 training maps, fitted on 24 generated masks'), card);
     const accumbens = card.indexOf('| 58 | +5.58 | 0.20 | 0.90 |');
     const wm = card.indexOf('| 2 | -0.13 | 1.00 | 1.00 |');
