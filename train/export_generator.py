@@ -73,11 +73,18 @@ def read_run_config(run: Path) -> dict:
     return check_config(json.loads(cfg_path.read_text()), str(cfg_path))
 
 
+def weights_stage(cfg: dict, stage: str) -> str:
+    """The run stage whose weights a network's bundle ships: a config with `mask-decoder` fine-tunes mask-ae's decoder
+    after the mask UNet (train/ldm/stages.py), and the mask autoencoder bundle takes that stage's weights."""
+    return "mask-decoder" if stage == "mask-ae" and "mask-decoder" in cfg else stage
+
+
 def read_run(run: Path, kept: dict[str, dict] | None = None) -> tuple[dict, dict]:
     kept = kept or {}
     cfg = read_run_config(run)
     done = {}
-    for stage in STAGES:
+    extra = ("mask-decoder",) if "mask-decoder" in cfg and "mask-ae" not in kept else ()
+    for stage in (*STAGES, *extra):
         if stage in kept:
             done[stage] = kept[stage]
             continue
@@ -141,8 +148,8 @@ def kept_stages(source: Path, halves: list[str], run: Path) -> dict[str, dict]:
     return kept
 
 
-def exported_state_dict(run: Path, stage: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    sd = torch.load(StageFiles(run, stage).model, map_location="cpu", weights_only=True)["model"]
+def exported_state_dict(run: Path, cfg: dict, stage: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    sd = torch.load(StageFiles(run, weights_stage(cfg, stage)).model, map_location="cpu", weights_only=True)["model"]
     return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in sd.items()}
 
 
@@ -156,7 +163,7 @@ def write_bundle(run: Path, cfg: dict, done: dict, stage: str, staging: Path, dt
     export_dir = run / "export"
     export_dir.mkdir(exist_ok=True)
     pth, args_file = export_dir / f"{name}.pth", export_dir / f"{name}.args.json"
-    torch.save({"model": exported_state_dict(run, stage, dtype)}, pth)
+    torch.save({"model": exported_state_dict(run, cfg, stage, dtype)}, pth)
     write_json_atomic(args_file, network_args(stage, cfg))
     cmd = ["import", str(pth), "--network", NETWORK_CLASS[stage], "--args", f"@{args_file}", "--out", str(staging / name), "--json"]
     if "scaleFactor" in done[stage]:
@@ -242,7 +249,7 @@ def verify(run: Path, cfg: dict, done: dict, out: Path, dtype: torch.dtype, tole
             net = build_network(stage, cfg).eval()
             # The exported values, computed in float32 (as brain-ldm computes with float16 weights).
             net.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                 for k, v in exported_state_dict(run, stage, dtype).items()})
+                                 for k, v in exported_state_dict(run, cfg, stage, dtype).items()})
             inputs = verification_inputs(cfg, stage)
             ref = torch_reference(net, stage, inputs)
             save_file({k: v.contiguous() for k, v in inputs.items()}, str(work / f"{name}-in.safetensors"))
@@ -313,7 +320,7 @@ def main(argv: list[str]) -> int:
             summary = {"config": cfg["name"], "weightsDtype": dtype_name, "bundles": bundles,
                        "totalWeightBytes": sum(b["bytes"] for b in bundles),
                        "stages": {s: {k: done[s][k] for k in ("steps", "epochs", "wallSeconds", "encodeSeconds", "truncated", "parameters", "lastEpoch", "keptFrom", "initFrom")
-                                      if k in done[s]} for s in STAGES}}
+                                      if k in done[s]} for s in done}}
             for name in DATA_NOTICE_FILES:
                 if (a.run / name).is_file():
                     shutil.copyfile(a.run / name, staging / f"training-data-{name}")

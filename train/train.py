@@ -3,7 +3,8 @@
 
   .venv/bin/python train/train.py --config train/configs/cpu-reduced.yaml --stage all --data DATA --out RUN
 
---stage mask-ae | mask-unet | spade-ae | spade-unet | all. A UNet stage needs its autoencoder stage finished in
+--stage mask-ae | mask-unet | spade-ae | spade-unet | mask-decoder | all (mask-decoder: only with its config
+section; it fine-tunes the mask decoder on the mask UNet's latents, after both mask stages). A UNet stage needs its autoencoder stage finished in
 the same run (it trains on that autoencoder's latents, scaled by its scale factor). Finished stages are skipped;
 an interrupted stage resumes from RUN/<stage>/checkpoint.pt. Losses per epoch go to RUN/log.jsonl.
 Then: train/export_generator.py --run RUN --out models/<name>.
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ldm.config import ConfigError, load_config, pin_config  # noqa: E402
 from ldm.data import DataError, load_labels, load_pairs, read_split  # noqa: E402
-from ldm.networks import STAGES  # noqa: E402
+from ldm.networks import ALL_STAGES, STAGES  # noqa: E402
 from ldm.run_state import DATA_NOTICE_FILES, RunLog, StageFiles  # noqa: E402
 from ldm.stages import TRAINERS, RunContext, TrainingData  # noqa: E402
 
@@ -29,7 +30,7 @@ from ldm.stages import TRAINERS, RunContext, TrainingData  # noqa: E402
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="run config, e.g. train/configs/cpu-reduced.yaml")
-    p.add_argument("--stage", required=True, choices=[*STAGES, "all"])
+    p.add_argument("--stage", required=True, choices=[*ALL_STAGES, "all"])
     p.add_argument("--data", required=True, type=Path, help="training set made by train/make_training_set.sh")
     p.add_argument("--out", required=True, type=Path, help="run directory (created; reused to resume)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: the config's `threads`)")
@@ -67,7 +68,10 @@ def main(argv: list[str]) -> int:
             raise ConfigError(f"--max-steps must be a positive integer, got {args.max_steps}")
         if cfg["device"] == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"{args.config}: field 'device' is \"cuda\" but torch sees no CUDA device")
-        stages = STAGES if args.stage == "all" else (args.stage,)
+        optional = tuple(s for s in ALL_STAGES if s not in STAGES and s in cfg)
+        stages = STAGES + optional if args.stage == "all" else (args.stage,)
+        if args.stage not in (*STAGES, *optional, "all"):
+            raise ConfigError(f"--stage {args.stage}: {args.config} has no '{args.stage}' section")
         todo = [s for s in stages if not (args.out / s / StageFiles.DONE).exists()]
         for s in stages:
             if s not in todo:

@@ -144,7 +144,7 @@ def main() -> int:
     w("")
     w("| stage | steps | wall (min) | last epoch loss | held-out |")
     w("|---|---|---|---|---|")
-    for stage in ("mask-ae", "mask-unet", "spade-ae", "spade-unet"):
+    for stage in ("mask-ae", "mask-unet", "spade-ae", "spade-unet", *(["mask-decoder"] if "mask-decoder" in done else [])):
         d = done.get(stage, {})
         e = last_epoch.get(stage, {})
         val = ", ".join(f"{key[4:]} {val:.4g}" for key, val in e.items() if key.startswith("val_"))
@@ -213,14 +213,14 @@ def main() -> int:
     w("## Reproduce")
     w("```sh")
     w("bash train/make_training_set.sh DATA --augment-at reduced")
-    trained = [x for x in ("mask-ae", "mask-unet", "spade-ae", "spade-unet") if x not in kept]
+    trained = [x for x in ("mask-ae", "mask-unet", "spade-ae", "spade-unet", "mask-decoder") if x not in kept and x in done]
     # A run named by init_from is a sibling of RUN, trained by the config of the same name.
     for stage, i in init.items():
         source = Path(i["run"]).name
         w(f".venv/bin/python train/train.py --config train/configs/{source}.yaml --stage {stage} --data DATA --out RUNS/{source}")
     if init:
         w("# RUN below is RUNS/<name>, a sibling of the run(s) above")
-    for stage in (["all"] if len(trained) == 4 else trained):
+    for stage in (["all"] if not kept else trained):
         w(f".venv/bin/python train/train.py --config {args.config} --stage {stage} --data DATA --out RUN")
     halves = [h for h, stages in (("mask", ("mask-ae", "mask-unet")), ("image", ("spade-ae", "spade-unet"))) if all(x in kept for x in stages)]
     keep = "".join(f" --keep {h}" for h in halves) + (f" --keep-from {next(iter(kept.values()))['generator']}" if halves else "")

@@ -10,14 +10,14 @@ try:
 except ImportError as e:  # the venv predates PyYAML in train/requirements.txt
     raise SystemExit("train: PyYAML is missing; run `bash train/setup_venv.sh` (train/requirements.txt lists pyyaml)") from e
 
-from .networks import STAGES
+from .networks import OPTIONAL_STAGES, STAGES
 
 SYNTHSEG_LABELS = [0, 2, 3, 4, 5, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 24, 26, 28,
                    41, 42, 43, 44, 46, 47, 49, 50, 51, 52, 53, 54, 58, 60]
 VENTRICLE_LABELS = [4, 5, 43, 44, 14, 15]
 
 _TOP = {"name", "seed", "device", "threads", "grid", "labels", "ventricle_labels", "scheduler",
-        "checkpoint_every_s", "export", *STAGES}
+        "checkpoint_every_s", "export", *STAGES, *OPTIONAL_STAGES}
 _TRAIN_KEYS = {"epochs": int, "batch_size": int, "lr": float}
 
 
@@ -35,7 +35,7 @@ def check_config(cfg: dict, file: str) -> dict:
     _need(isinstance(cfg, dict), file, "(top level)", "a mapping", None)
     unknown = sorted(set(cfg) - _TOP)
     _need(not unknown, file, ",".join(unknown), f"absent (known fields: {', '.join(sorted(_TOP))})", unknown)
-    for k in _TOP - {"checkpoint_every_s"}:
+    for k in _TOP - {"checkpoint_every_s", *OPTIONAL_STAGES}:
         _need(k in cfg, file, k, "present", None)
     g = cfg["grid"]
     _need(isinstance(g, dict) and set(g) == {"orientation", "shape", "spacing_mm"}, file, "grid",
@@ -47,9 +47,12 @@ def check_config(cfg: dict, file: str) -> dict:
     _need(cfg["labels"] == SYNTHSEG_LABELS, file, "labels", f"the 33 SynthSeg labels in channel order {SYNTHSEG_LABELS}", cfg["labels"])
     _need(sorted(cfg["ventricle_labels"]) == sorted(VENTRICLE_LABELS), file, "ventricle_labels", str(VENTRICLE_LABELS), cfg["ventricle_labels"])
     _need(cfg["device"] in ("cpu", "cuda"), file, "device", '"cpu" or "cuda"', cfg["device"])
-    for stage in STAGES:
+    for stage in (*STAGES, *(s for s in OPTIONAL_STAGES if s in cfg)):
         s = cfg[stage]
-        _need(isinstance(s, dict) and "network" in s and "train" in s, file, stage, "a mapping with network and train", s)
+        if stage in OPTIONAL_STAGES:  # trains a network above, so it has no network of its own
+            _need(isinstance(s, dict) and set(s) == {"train"}, file, stage, "a mapping with train only", s)
+        else:
+            _need(isinstance(s, dict) and "network" in s and "train" in s, file, stage, "a mapping with network and train", s)
         for k, typ in _TRAIN_KEYS.items():
             v = s["train"].get(k)
             _need(isinstance(v, (int, float)) and not isinstance(v, bool) and typ(v) == v and v > 0,
@@ -87,6 +90,22 @@ def check_config(cfg: dict, file: str) -> dict:
             _need(cfg[unet]["network"][k] == lc, file, f"{unet}.network.{k}", f"{ae}.network.latent_channels {lc}", cfg[unet]["network"][k])
     dw = cfg["mask-ae"]["train"].get("dice_weight", 0.0)
     _need(isinstance(dw, (int, float)) and dw >= 0, file, "mask-ae.train.dice_weight", "a non-negative number", dw)
+    if "mask-decoder" in cfg:
+        t = cfg["mask-decoder"]["train"]
+        steps = cfg["scheduler"].get("num_train_timesteps", 1000)
+        _need(isinstance(t.get("t_max"), int) and 1 <= t["t_max"] < steps, file, "mask-decoder.train.t_max",
+              f"an integer timestep in [1, {steps})", t.get("t_max"))
+        cf = t.get("clean_fraction")
+        _need(isinstance(cf, (int, float)) and 0 <= cf < 1, file, "mask-decoder.train.clean_fraction", "a fraction in [0, 1)", cf)
+        gs = t.get("guidance_scale")
+        _need(isinstance(gs, (int, float)) and gs >= 1, file, "mask-decoder.train.guidance_scale", "a number >= 1", gs)
+        dw = t.get("dice_weight", 0.0)
+        _need(isinstance(dw, (int, float)) and dw >= 0, file, "mask-decoder.train.dice_weight", "a non-negative number", dw)
+        factor = 2 ** (len(cfg["mask-ae"]["network"]["channels"]) - 1)
+        crop = t.get("crop")
+        _need(crop is None or (isinstance(crop, list) and len(crop) == 3 and all(
+            isinstance(c, int) and 0 < c <= s and c % factor == 0 for c, s in zip(crop, g["shape"]))),
+              file, "mask-decoder.train.crop", f"3 integers, each a multiple of {factor} and within grid.shape {g['shape']}", crop)
     p = cfg["mask-unet"]["train"].get("cfg_dropout")
     _need(isinstance(p, (int, float)) and 0 <= p < 1, file, "mask-unet.train.cfg_dropout", "a probability in [0, 1)", p)
     return cfg

@@ -12,6 +12,11 @@ from monai.networks.nets import AutoencoderKL, DiffusionModelUNet, SPADEAutoenco
 
 # The four stages, their MONAI class and the bundle directory each one is exported to (generator.json names them).
 STAGES = ("mask-ae", "mask-unet", "spade-ae", "spade-unet")
+# Stages a config may add: they retrain part of a network above and export through its bundle. "mask-decoder"
+# fine-tunes mask-ae's decoder on the mask UNet's latents (stages.train_mask_decoder); when a config has it, the
+# mask-autoencoder bundle takes its weights.
+OPTIONAL_STAGES = ("mask-decoder",)
+ALL_STAGES = STAGES + OPTIONAL_STAGES
 NETWORK_CLASS = {
     "mask-ae": "AutoencoderKL", "mask-unet": "DiffusionModelUNet",
     "spade-ae": "SPADEAutoencoderKL", "spade-unet": "SPADEDiffusionModelUNet",

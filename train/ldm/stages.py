@@ -21,7 +21,7 @@ from monai.utils import set_determinism
 from .conditioning import conditioning_stats, normalised_volume, training_context, volume_measures
 from .config import write_json_atomic
 from .data import LabelSet, PairSet, labels_to_indices, one_hot
-from .networks import STAGES, build_network, parameter_count
+from .networks import ALL_STAGES, build_network, parameter_count
 from .run_state import RunLog, StageFiles
 
 KL_DIMS = (1, 2, 3, 4)
@@ -53,7 +53,7 @@ def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 
 def _stage_seed(cfg: dict, stage: str) -> int:
-    return int(cfg["seed"]) * 10 + STAGES.index(stage)
+    return int(cfg["seed"]) * 10 + ALL_STAGES.index(stage)
 
 
 def init_run_dir(ctx: RunContext, stage: str) -> Path:
@@ -446,5 +446,124 @@ def train_spade_unet(ctx: RunContext, data: TrainingData) -> None:
     _finish_unet(ctx, stage, net, totals)
 
 
+def x0_estimate(scheduler: DDPMScheduler, prediction: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The UNet's estimate of the clean latent from one prediction at timesteps t (per row), by prediction_type."""
+    ab = scheduler.alphas_cumprod.to(x_t.device)[t].float().view(-1, *([1] * (x_t.ndim - 1)))
+    kind = scheduler.prediction_type
+    if kind == "epsilon":
+        return (x_t - (1 - ab).sqrt() * prediction) / ab.sqrt()
+    if kind == "v_prediction":
+        return ab.sqrt() * x_t - (1 - ab).sqrt() * prediction
+    if kind == "sample":
+        return prediction
+    raise ValueError(f"scheduler.prediction_type: expected epsilon, v_prediction or sample, got {kind!r}")
+
+
+def _load_finished(ctx: RunContext, stage: str, needed_by: str) -> torch.nn.Module:
+    files = StageFiles(ctx.run_dir, stage)
+    if not files.is_done():
+        raise RuntimeError(f"{needed_by}: stage {stage} has not finished in {ctx.run_dir} (run --stage {stage} first)")
+    net = build_network(stage, ctx.cfg).to(ctx.device)
+    net.load_state_dict(torch.load(files.model, map_location="cpu", weights_only=True)["model"])
+    return net
+
+
+def train_mask_decoder(ctx: RunContext, data: TrainingData) -> None:
+    """Fine-tunes the mask autoencoder's decoder on the latents the mask UNet makes, not only on encoded ones.
+
+    Sampled latents are smoother than encoded ones: the argmax then gives the voxels of the smallest structures
+    (accumbens, pallidum, inferior lateral ventricles: 3-30 voxels at 3.3 mm) to their larger neighbours, and decoding
+    the UNet's one-step estimate of z0 from training latents noised to t = 300-500 loses them in the same way
+    (train/README.md, "v8"). So each batch decodes, for a fraction of its rows, that estimate under the sampler's
+    guidance instead of z, with the training map as the target. Only the decoder (and its post-quant conv) learns: the
+    encoder, hence the latents and the mask UNet trained on them, stay as they are, and so does the scale factor."""
+    stage = "mask-decoder"
+    cfg = ctx.cfg
+    tcfg = cfg[stage]["train"]
+    latents, scale = _autoencoder_outputs(ctx, "mask-ae", stage, data.labels.names)
+    unet = _load_finished(ctx, "mask-unet", stage).eval()
+    for p in unet.parameters():
+        p.requires_grad_(False)
+    set_determinism(seed=_stage_seed(cfg, stage))
+    net = _load_finished(ctx, "mask-ae", stage)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    for module in (net.autoencoder.decoder, net.autoencoder.post_quant_conv):
+        for p in module.parameters():
+            p.requires_grad_(True)
+    ctx.log.write("stage-start", stage=stage, parameters=parameter_count(net), device=str(ctx.device),
+                  threads=torch.get_num_threads(),
+                  trainable=sum(p.numel() for p in net.parameters() if p.requires_grad))
+    stats = conditioning_stats(volume_measures(data.labels, cfg["ventricle_labels"]))
+    volume = torch.from_numpy(normalised_volume(volume_measures(data.labels, cfg["ventricle_labels"])["ratio"], stats)).float()
+    scheduler = DDPMScheduler(**cfg["scheduler"])
+    labels = data.labels.labels
+    targets = labels_to_indices(labels[:, 0], cfg["labels"])
+    t_max, clean = int(tcfg["t_max"]), float(tcfg["clean_fraction"])
+    guidance = float(tcfg["guidance_scale"])
+    dice_w = float(tcfg.get("dice_weight", 0.0))
+    factor = 2 ** (len(cfg["mask-ae"]["network"]["channels"]) - 1)
+    crop = tcfg.get("crop")
+
+    def estimate(z: torch.Tensor, t: torch.Tensor, vol: torch.Tensor) -> torch.Tensor:
+        """Guided one-step z0 estimate from z noised to t (cond rows first, as the sampler stacks them)."""
+        noise = torch.randn_like(z)
+        x_t = scheduler.add_noise(z, noise, t)
+        cond = training_context(vol, 0.0)
+        null = training_context(vol, 1.0)
+        with torch.no_grad():
+            out = unet(_to(ctx, torch.cat([x_t, x_t])), _to(ctx, torch.cat([t, t])), context=_to(ctx, torch.cat([cond, null])))
+        pc, pu = out.chunk(2)
+        return x0_estimate(scheduler, pu + guidance * (pc - pu), _to(ctx, x_t), _to(ctx, t))
+
+    def batch(net, idx):
+        z = (latents["mu"][idx] + latents["sigma"][idx] * torch.randn_like(latents["sigma"][idx])) * scale
+        noisy = torch.rand(len(idx)) >= clean
+        z_in = _to(ctx, z.clone())
+        if noisy.any():
+            t = torch.randint(1, t_max + 1, (int(noisy.sum()),), dtype=torch.long)
+            z_in[_to(ctx, noisy)] = estimate(z[noisy], t, volume[idx][noisy])
+        target = _to(ctx, targets[idx])
+        if crop:  # a latent window and the map window it decodes to
+            lat = [c // factor for c in crop]
+            start = [int(torch.randint(0, s - c + 1, ())) for c, s in zip(lat, z_in.shape[-3:])]
+            z_in = z_in[(..., *[slice(a, a + c) for a, c in zip(start, lat)])]
+            target = target[(..., *[slice(a * factor, (a + c) * factor) for a, c in zip(start, lat)])]
+        logits = net.autoencoder.decode(z_in / scale)
+        ce = F.cross_entropy(logits, target)
+        loss, parts = ce, {"ce": ce.item(), "noisy": float(noisy.float().mean())}
+        if dice_w:
+            dice = soft_dice_loss(logits, target, len(cfg["labels"]))
+            loss = loss + dice_w * dice
+            parts["dice_loss"] = dice.item()
+        return loss, parts
+
+    def validate(net):
+        """Held-out maps: the clean reconstruction (the autoencoder's own quality), and the decoded one-step estimate
+        at t = t_max / 2 with noise fixed by the seed (what this stage improves)."""
+        if data.heldout_labels is None:
+            return {}
+        x = data.heldout_labels.labels
+        target = _to(ctx, labels_to_indices(x[:, 0], cfg["labels"]))
+        mu, _ = net.autoencoder.encode(net.embed(_to(ctx, x)))
+        logits = net.autoencoder.decode(mu)
+        out = {"ce": F.cross_entropy(logits, target).item(), "accuracy": (logits.argmax(1) == target).float().mean().item()}
+        ratio = volume_measures(data.heldout_labels, cfg["ventricle_labels"])["ratio"]
+        state = torch.get_rng_state()
+        torch.manual_seed(_stage_seed(cfg, stage) + 1)
+        t = torch.full((x.shape[0],), max(1, t_max // 2), dtype=torch.long)
+        z0 = estimate(mu.cpu() * scale, t, torch.from_numpy(normalised_volume(ratio, stats)).float())
+        torch.set_rng_state(state)
+        noisy_logits = net.autoencoder.decode(z0 / scale)
+        out["estimate_accuracy"] = (noisy_logits.argmax(1) == target).float().mean().item()
+        return out
+
+    totals = run_training_loop(ctx, stage, net, labels.shape[0], batch, validate)
+    done = {**totals, "scaleFactor": scale, "tMax": t_max, "cleanFraction": clean, "guidanceScale": guidance}
+    StageFiles(ctx.run_dir, stage).finish(net.state_dict(), done)
+    ctx.log.write("stage-done", stage=stage, **done)
+
+
 TRAINERS = {"mask-ae": train_mask_autoencoder, "mask-unet": train_mask_unet,
-            "spade-ae": train_spade_autoencoder, "spade-unet": train_spade_unet}
+            "spade-ae": train_spade_autoencoder, "spade-unet": train_spade_unet,
+            "mask-decoder": train_mask_decoder}
