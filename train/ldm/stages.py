@@ -259,6 +259,17 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, n_classes: int) -
     return 1 - ((2 * inter + 1) / (denom + 1))[1:].mean()
 
 
+def label_loss(logits: torch.Tensor, target: torch.Tensor, n_classes: int, dice_weight: float) -> tuple[torch.Tensor, dict]:
+    """Cross-entropy, plus `dice_weight` x soft Dice when it is not 0: the loss of every stage that decodes label maps."""
+    ce = F.cross_entropy(logits, target)
+    loss, parts = ce, {"ce": ce.item()}
+    if dice_weight:
+        dice = soft_dice_loss(logits, target, n_classes)
+        loss = loss + dice_weight * dice
+        parts["dice_loss"] = dice.item()
+    return loss, parts
+
+
 def train_mask_autoencoder(ctx: RunContext, data: TrainingData) -> None:
     stage = "mask-ae"
     cfg = ctx.cfg
@@ -273,16 +284,9 @@ def train_mask_autoencoder(ctx: RunContext, data: TrainingData) -> None:
     def batch(net, idx):
         x, target = random_crop(crop, labels[idx], targets[idx])
         logits, mu, sigma = net(_to(ctx, x))
-        target = _to(ctx, target)
-        ce = F.cross_entropy(logits, target)
+        loss, parts = label_loss(logits, _to(ctx, target), len(cfg["labels"]), dice_w)
         kl = kl_divergence(mu, sigma)
-        parts = {"ce": ce.item(), "kl": kl.item()}
-        loss = ce + kl_w * kl
-        if dice_w:
-            dice = soft_dice_loss(logits, target, len(cfg["labels"]))
-            loss = loss + dice_w * dice
-            parts["dice_loss"] = dice.item()
-        return loss, parts
+        return loss + kl_w * kl, {**parts, "kl": kl.item()}
 
     def validate(net):
         if data.heldout_labels is None:
@@ -529,14 +533,8 @@ def train_mask_decoder(ctx: RunContext, data: TrainingData) -> None:
             start = [int(torch.randint(0, s - c + 1, ())) for c, s in zip(lat, z_in.shape[-3:])]
             z_in = z_in[(..., *[slice(a, a + c) for a, c in zip(start, lat)])]
             target = target[(..., *[slice(a * factor, (a + c) * factor) for a, c in zip(start, lat)])]
-        logits = net.autoencoder.decode(z_in / scale)
-        ce = F.cross_entropy(logits, target)
-        loss, parts = ce, {"ce": ce.item(), "noisy": float(noisy.float().mean())}
-        if dice_w:
-            dice = soft_dice_loss(logits, target, len(cfg["labels"]))
-            loss = loss + dice_w * dice
-            parts["dice_loss"] = dice.item()
-        return loss, parts
+        loss, parts = label_loss(net.autoencoder.decode(z_in / scale), target, len(cfg["labels"]), dice_w)
+        return loss, {**parts, "noisy": float(noisy.float().mean())}
 
     def validate(net):
         """Held-out maps: the clean reconstruction (the autoencoder's own quality), and the decoded one-step estimate
