@@ -1,20 +1,26 @@
 /**
- * Direct vs Winograd F(2,3) on the 3x3x3 convolutions of the networks we run, native backend,
- * timed in alternation (direct, winograd, direct, ...) so machine noise hits both alike. GFLOP/s
- * counts the direct algorithm's 2 * Cin * Cout * 27 flops per output voxel for both, so it is
- * "effective" throughput: Winograd above the FMA peak is expected.
+ * Direct vs Winograd F(2,3) (and, with --algs, any conv3d algorithms: 1 direct, 2 winograd, 3 gathered,
+ * 4 winograd4 = F(4,3)) on the 3x3x3 convolutions of the networks we run, native backend, timed in alternation
+ * (direct, winograd, direct, ...) so machine noise hits all alike. GFLOP/s counts the direct algorithm's
+ * 2 * Cin * Cout * 27 flops per output voxel for all, so it is "effective" throughput: Winograd above the FMA
+ * peak is expected. runOp has no layer to keep Winograd's transformed weights in, so every call here transforms
+ * them, as a network layer does only above kKeepUBytes (ops/conv3d_winograd.cpp).
  *
  *   node --import=tsx bench/conv3d-algorithms.bench.ts [--threads 2] [--repeat 5] [--isa avx2] [--precision bf16] [--only 256->256@24x32x24]
+ *     [--algs 2,4] [--batch 2]
  */
 import { parseArgs } from 'node:util';
 import { createBackend } from '../ts/backend/select.js';
 
 const { values } = parseArgs({
-  options: { threads: { type: 'string' }, repeat: { type: 'string' }, isa: { type: 'string' }, only: { type: 'string' }, batch: { type: 'string' }, precision: { type: 'string' } },
+  options: { threads: { type: 'string' }, repeat: { type: 'string' }, isa: { type: 'string' }, only: { type: 'string' }, batch: { type: 'string' }, precision: { type: 'string' },
+    algs: { type: 'string' } },
 });
 const threads = Number(values.threads ?? 2);
 const repeat = Number(values.repeat ?? 5);
 const batch = Number(values.batch ?? 2);
+const algs = (values.algs ?? '1,2').split(',').map(Number);
+const names: Record<number, string> = { 0: 'auto', 1: 'direct', 2: 'winograd', 3: 'gathered', 4: 'winograd4' };
 
 // [cin, cout, D, H, W]: the thesis mask UNet's 3x3x3 layers (batch 2 under classifier-free guidance),
 // the default-size UNet's, and the issue's 64 -> 64 at 32^3.
@@ -29,7 +35,11 @@ const shapes: Array<[number, number, number, number, number]> = [
   [768, 768, 6, 8, 6],
   [1536, 768, 6, 8, 6],
   [64, 64, 16, 20, 16],
+  [128, 64, 16, 20, 16],
+  [192, 64, 16, 20, 16],
   [128, 128, 16, 20, 16],
+  [64, 64, 32, 40, 32],
+  [128, 128, 32, 40, 32],
   [128, 128, 8, 10, 8],
   [256, 128, 8, 10, 8],
   [128, 128, 4, 5, 4],
@@ -47,30 +57,36 @@ function data(n: number, seed: number): Float32Array {
 
 const backend = await createBackend('native', { threads, isa: values.isa, precision: values.precision as 'fp32' | 'bf16' | undefined });
 console.log(`native ${backend.info().isa} ${backend.info().precision}, ${backend.info().threads} threads, batch ${batch}, median of ${repeat}`);
-console.log('| layer | direct ms | winograd ms | speed-up | direct GFLOP/s | winograd eff. GFLOP/s | rel L2 |');
-console.log('|---|---|---|---|---|---|---|');
+const label0 = names[algs[0]] ?? String(algs[0]);
+console.log(`| layer | ${algs.map((a) => `${names[a] ?? a} ms`).join(' | ')} | ${algs.slice(1).map((a) => `${names[a] ?? a} speed-up`).join(' | ')} | ` +
+  `${algs.map((a) => `${names[a] ?? a} GFLOP/s`).join(' | ')} | rel L2 vs ${label0} |`);
+console.log(`|---|${algs.map(() => '---|').join('')}${algs.slice(1).map(() => '---|').join('')}${algs.map(() => '---|').join('')}---|`);
 for (const [cin, cout, d, h, w] of shapes) {
   const label = `${cin}->${cout} @${d}x${h}x${w}`;
   if (values.only && !label.includes(values.only)) continue;
   const xs = [batch, cin, d, h, w], ws = [cout, cin, 3, 3, 3], ys = [batch, cout, d, h, w];
   const x = backend.tensor(xs, data(xs.reduce((a, b) => a * b), 1));
   const wt = backend.tensor(ws, data(ws.reduce((a, b) => a * b), 2).map((v) => v / Math.sqrt(cin * 27)));
-  const outs = [backend.tensor(ys), backend.tensor(ys)];
-  const times: number[][] = [[], []];
+  const outs = algs.map(() => backend.tensor(ys));
+  const times: number[][] = algs.map(() => []);
   for (let r = 0; r <= repeat; r++)
-    for (const alg of [1, 2]) {
+    for (let i = 0; i < algs.length; i++) {
       const t0 = performance.now();
-      await backend.runOp('conv3d', [x, wt], { padding: 1, algorithm: alg }, [outs[alg - 1]]);
-      if (r > 0) times[alg - 1].push(performance.now() - t0);  // r = 0 warms up
+      await backend.runOp('conv3d', [x, wt], { padding: 1, algorithm: algs[i] }, [outs[i]]);
+      if (r > 0) times[i].push(performance.now() - t0);  // r = 0 warms up
     }
   const med = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
-  const [td, tw] = times.map(med);
+  const ms = times.map(med);
   const flops = 2 * cin * cout * 27 * batch * d * h * w;
-  const a = outs[0].read() as Float32Array, b = outs[1].read() as Float32Array;
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num += (a[i] - b[i]) ** 2; den += a[i] ** 2; }
-  console.log(`| ${label} | ${td.toFixed(1)} | ${tw.toFixed(1)} | ${(td / tw).toFixed(2)}x | ${(flops / td / 1e6).toFixed(0)} | ` +
-    `${(flops / tw / 1e6).toFixed(0)} | ${Math.sqrt(num / den).toExponential(1)} |`);
+  const ref = outs[0].read() as Float32Array;
+  const errs = outs.slice(1).map((o) => {
+    const b = o.read() as Float32Array;
+    let num = 0, den = 0;
+    for (let i = 0; i < ref.length; i++) { num += (ref[i] - b[i]) ** 2; den += ref[i] ** 2; }
+    return Math.sqrt(num / den).toExponential(1);
+  });
+  console.log(`| ${label} | ${ms.map((t) => t.toFixed(1)).join(' | ')} | ${ms.slice(1).map((t) => `${(ms[0] / t).toFixed(2)}x`).join(' | ')} | ` +
+    `${ms.map((t) => (flops / t / 1e6).toFixed(0)).join(' | ')} | ${errs.join(', ') || '-'} |`);
   for (const t of [x, wt, ...outs]) t.dispose?.();
 }
 await backend.dispose();

@@ -14,9 +14,10 @@ namespace bl {
 
 // Direct: the flat-tap micro-kernel (any kernel, stride, padding). Winograd: F(2x2x2, 3x3x3), 3x3x3
 // stride 1 only (ops/conv3d_winograd.cpp). Gathered: every output of every batch item one lane of a gathered input,
-// one matrix product (small volumes; fp32 only). Auto: Winograd where it applies and pays, else gathered where the
-// flat layout would be mostly margin, else direct.
-enum class Conv3dAlgorithm { Auto = 0, Direct = 1, Winograd = 2, Gathered = 3 };
+// one matrix product (small volumes; fp32 only). Winograd4: F(4x4x4, 3x3x3), 3x3x3 stride 1, fp32 only. Auto:
+// Winograd (F(4,3) or F(2,3), winograd_tile) where it applies and pays, else gathered where the flat layout would be
+// mostly margin, else direct.
+enum class Conv3dAlgorithm { Auto = 0, Direct = 1, Winograd = 2, Gathered = 3, Winograd4 = 4 };
 
 // A convolution's weights packed for the bf16 kernels, kept by a network layer across runs: a network's weights
 // do not change, and packing them (rounding, channel pairs, K steps) cost ~10% of a bf16 UNet forward when done
@@ -29,6 +30,7 @@ struct PackedConvWeights {
   // enough that transforming the weights each call costs a good part of the products (ops/conv3d_winograd.cpp).
   const void* winograd_kernels = nullptr;  // the KernelTable the layout was made for
   const void* winograd_bf16 = nullptr;     // the Bf16Kernels, or null for fp32 products
+  int winograd_tile = 0;                   // the m of F(m, 3) it was transformed for
   std::vector<float> winograd_u;
   // The fp32 direct convolution's packed weights, where the volume is small enough that packing them each call
   // cost a tenth of it (the gathered path of ops/conv3d.cpp).
@@ -51,7 +53,7 @@ struct Conv3dParams {
 // x [N, Cin, D, H, W], weight [Cout, Cin, KD, KH, KW], bias [Cout] or null -> y [N, Cout, OD, OH, OW].
 Status conv3d_output_shape(const Tensor& x, const Tensor& weight, const Conv3dParams& p, int64_t out_shape[5]);
 Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p, Tensor& y);
-// Whether conv3d takes Winograd F(2,3) for this input and weight (else the direct convolution).
+// Whether conv3d takes Winograd, F(2,3) or F(4,3), for this input and weight (else the direct convolution).
 bool conv3d_uses_winograd(const Context& ctx, const Tensor& x, const Tensor& weight, const Conv3dParams& p);
 
 // x [N, C, ...], C divisible by groups; gamma/beta [C] (both or neither). Biased variance, as PyTorch.

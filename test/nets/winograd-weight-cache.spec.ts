@@ -1,6 +1,6 @@
 /**
  * Network layers keep their transformed or packed weights where the volume is small: Winograd's U
- * (ops/conv3d_winograd.cpp, kKeepUTiles) and the fp32 packed weights of the flat and gathered direct paths
+ * (ops/conv3d_winograd.cpp, kKeepUOutputs) and the fp32 packed weights of the flat and gathered direct paths
  * (ops/conv3d.cpp, kGatherPositions). The first run makes and stores them, later runs read them back. The later runs
  * must give the first run's bytes (a stale or half-filled cache, or one laid out for other kernels, would not), and
  * the output must still match the same network run on a batch large enough that nothing is kept.
@@ -38,8 +38,10 @@ async function check(t: import('ava').ExecutionContext, backend: Backend) {
     const first = (await network.run('forward', one)).out.data;
     const second = (await network.run('forward', one)).out.data;
     t.deepEqual(second, first, 'the kept weights give the bytes of the run that made them');
-    // Batch 8: 4096 tiles per 16^3 layer (above kKeepUTiles) and 4096 outputs at 8^3 (above kGatherPositions), so
-    // the layers transform and pack their weights per call.
+    // Batch 8: 32768 outputs per 16^3 layer (above kKeepUOutputs) and 4096 at 8^3 (above kGatherPositions), so
+    // the layers transform and pack their weights per call; there the 64 -> 64 layers at 16^3 and the 96 -> 96 ones
+    // at 8^3 take F(4,3) (ops/conv3d_winograd.cpp, winograd_tile), and the 96 -> 96 ones keep its U in place of
+    // F(2,3)'s, which the batch of 1 after it must make again.
     const eight = inputs(8);
     const big = (await network.run('forward', eight)).out.data;
     const item0 = big.subarray(0, first.length);

@@ -1,11 +1,13 @@
 /**
- * Winograd F(2x2x2, 3x3x3) convolution (conv3d attribute algorithm: 0 auto, 1 direct, 2 winograd).
- * On every backend it must match the double-precision reference and the direct kernel to relative
- * L2 <= 1e-4 (issue 6), including odd output sizes (half tiles), every padding MONAI uses, batch 2
- * (groups of tiles spanning batch items), output-channel tails, small volumes (one group, in phases) and
- * large ones (per-thread blocks of tile rows); the output is poisoned first so an unwritten voxel fails.
+ * Winograd F(2x2x2, 3x3x3) and F(4x4x4, 3x3x3) convolution (conv3d attribute algorithm: 0 auto, 1 direct,
+ * 2 winograd, 4 winograd4). On every backend each must match the double-precision reference and the direct kernel
+ * to relative L2 <= 1e-4 (issue 6; F(2,3) to 1e-5), including odd output sizes (partial tiles), every padding MONAI
+ * uses and wider ones, batch 2 (groups of tiles spanning batch items), output-channel tails, 1 to 130 channels,
+ * small volumes (one group, in phases) and large ones (per-thread blocks of tile rows, their products by
+ * output-channel block or, where V outgrows L2, by point); the output is poisoned first so an unwritten voxel fails.
  */
-import { eachBackend, poisoned } from '../helpers/backends.js';
+import test from 'ava';
+import { eachBackend, poisoned, withNativeBackend } from '../helpers/backends.js';
 import { conv3dRef, maxScaledError, numel, randn, relL2 } from '../helpers/reference.js';
 import type { Backend, DeviceTensor } from '../../ts/backend/types.js';
 
@@ -25,6 +27,8 @@ const cases: Case[] = [
   // transforming back its own): blocks start and end inside depth slices and across the two batch items; odd
   // input channels (a bf16 pair tail) and an output-channel block tail.
   { title: 'pad 1, 65 -> 9 on 15x19x13, batch 2 (fused blocks of tile rows)', x: [2, 65, 15, 19, 13], cout: 9, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
+  // 130 input channels: a micro-tile's V outgrows L2, so the blocks run their products point by point.
+  { title: 'pad 1, 130 -> 9 on 12^3, batch 2 (fused blocks, products by point)', x: [2, 130, 12, 12, 12], cout: 9, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
 ];
 
 async function conv(backend: Backend, x: DeviceTensor, w: DeviceTensor, b: DeviceTensor | null, c: Case, shape: number[],
@@ -34,26 +38,59 @@ async function conv(backend: Backend, x: DeviceTensor, w: DeviceTensor, b: Devic
   return out.read() as Float32Array;
 }
 
-cases.forEach((c, i) => {
-  eachBackend(`conv3d winograd ${c.title}`, async (t, backend) => {
-    const ws = [c.cout, c.x[1], 3, 3, 3];
-    const x = randn(numel(c.x), 500 + i);
-    const w = randn(numel(ws), 600 + i, 0, 0.2);
-    const b = c.bias ? randn(c.cout, 700 + i) : null;
-    const ref = conv3dRef(x, c.x, w, ws, b, [1, 1, 1], c.before, c.after);
-    const xt = backend.tensor(c.x, x), wt = backend.tensor(ws, w), bt = b ? backend.tensor([c.cout], b) : null;
-    const wino = await conv(backend, xt, wt, bt, c, ref.shape, 2);
-    const direct = await conv(backend, xt, wt, bt, c, ref.shape, 1);
-    const errRef = relL2(wino, ref.data);
-    t.true(errRef <= 1e-5, `winograd vs reference: relative L2 ${errRef}`);
-    t.true(maxScaledError(wino, ref.data, 1e-4, 1e-4) <= 1, 'every element within 1e-4 abs + 1e-4 rel of the reference');
-    const errDirect = relL2(wino, direct);
-    t.true(errDirect <= 1e-4, `winograd vs direct: relative L2 ${errDirect}`);
-    // The attribute must really select another computation: with sums over 27 * Cin random terms the two
-    // round differently somewhere (a Winograd path that silently ran the direct kernel would be bit-identical).
-    if (c.x[1] * 27 >= 81) t.true(wino.some((v, j) => v !== direct[j]), 'winograd and direct results are bit-identical');
+// The reference of a case is the same on every backend: made once.
+const refs = new Map<string, ReturnType<typeof conv3dRef>>();
+function reference(key: string, x: Float32Array, c: Case, w: Float32Array, ws: number[], b: Float32Array | null) {
+  if (!refs.has(key)) refs.set(key, conv3dRef(x, c.x, w, ws, b, [1, 1, 1], c.before, c.after));
+  return refs.get(key)!;
+}
+
+/** One Winograd variant (algorithm 2 or 4) against the fp64 reference and the direct kernel; seeds differ per variant. */
+function checkWinograd(name: string, list: Case[], alg: number, seed: number, tol: { weight: (cin: number) => number; elem: number; ref: number }) {
+  list.forEach((c, i) => {
+    eachBackend(`conv3d ${name} ${c.title}`, async (t, backend) => {
+      const ws = [c.cout, c.x[1], 3, 3, 3];
+      const x = randn(numel(c.x), seed + i);
+      const w = randn(numel(ws), seed + 100 + i, 0, tol.weight(c.x[1]));
+      const b = c.bias ? randn(c.cout, seed + 200 + i) : null;
+      const ref = reference(`f${alg === 4 ? 4 : 2}/${i}`, x, c, w, ws, b);
+      const xt = backend.tensor(c.x, x), wt = backend.tensor(ws, w), bt = b ? backend.tensor([c.cout], b) : null;
+      const wino = await conv(backend, xt, wt, bt, c, ref.shape, alg);
+      const direct = await conv(backend, xt, wt, bt, c, ref.shape, 1);
+      const errRef = relL2(wino, ref.data);
+      t.true(errRef <= tol.ref, `${name} vs reference: relative L2 ${errRef}`);
+      t.true(maxScaledError(wino, ref.data, tol.elem, tol.elem) <= 1, `every element within ${tol.elem} abs + ${tol.elem} rel of the reference`);
+      const errDirect = relL2(wino, direct);
+      t.true(errDirect <= 1e-4, `${name} vs direct: relative L2 ${errDirect}`);
+      // The attribute must really select another computation: with sums over 27 * Cin random terms the two
+      // round differently somewhere (a Winograd path that silently ran the direct kernel would be bit-identical).
+      if (c.x[1] * 27 >= 81) t.true(wino.some((v, j) => v !== direct[j]), `${name} and direct results are bit-identical`);
+    });
   });
-});
+}
+
+checkWinograd('winograd', cases, 2, 500, { weight: () => 0.2, elem: 1e-4, ref: 1e-5 });
+
+// F(4,3): 4x4x4 output tiles from 6x6x6 windows. Output sizes not divisible by 4 leave partial tiles on every edge;
+// wide and one-sided padding moves the windows' zeros; channel counts from 1 to 130 cover input-channel rows of one
+// value and output-channel block tails; the larger volumes give enough tile rows for per-thread blocks (24 input
+// channels: by output-channel block, 65: by point) where small ones run as one group in phases.
+const cases4: Case[] = [
+  { title: 'pad 1, outputs 7x6x9, batch 2, 5 -> 7', x: [2, 5, 7, 6, 9], cout: 7, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
+  { title: 'no padding (valid), outputs 7x5x8, 3 -> 6', x: [1, 3, 9, 7, 10], cout: 6, bias: false, before: [0, 0, 0], after: [0, 0, 0] },
+  { title: 'asymmetric padding (0, 1), 4 -> 5', x: [1, 4, 8, 6, 10], cout: 5, bias: true, before: [0, 0, 0], after: [1, 1, 1] },
+  { title: 'padding (2, 0, 3) before and (0, 2, 1) after, 2 -> 3', x: [1, 2, 5, 6, 4], cout: 3, bias: true, before: [2, 0, 3], after: [0, 2, 1] },
+  { title: 'one voxel deep, 1 -> 1', x: [1, 1, 1, 4, 3], cout: 1, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '1 -> 130 on 6x5x7, batch 2', x: [2, 1, 6, 5, 7], cout: 130, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '130 -> 1 on 5x7x6', x: [1, 130, 5, 7, 6], cout: 1, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '20 -> 33 (block tail) on 5x4x6, batch 2', x: [2, 20, 5, 4, 6], cout: 33, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '64 -> 65 on 9x10x11', x: [1, 64, 9, 10, 11], cout: 65, bias: false, before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '128 -> 128 on 8x10x8, batch 2', x: [2, 128, 8, 10, 8], cout: 128, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '24 -> 16 on 24x28x20, batch 2 (fused blocks by output-channel block)', x: [2, 24, 24, 28, 20], cout: 16, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
+  { title: '65 -> 9 on 23x27x22, batch 2 (fused blocks by point)', x: [2, 65, 23, 27, 22], cout: 9, bias: true, before: [1, 1, 1], after: [1, 1, 1] },
+];
+
+checkWinograd('winograd4', cases4, 4, 1500, { weight: (cin) => 1 / Math.sqrt(27 * cin), elem: 1e-3, ref: 1e-4 });
 
 eachBackend('conv3d auto takes Winograd for 3x3x3 stride 1 and matches the reference', async (t, backend) => {
   const xs = [2, 64, 6, 8, 6], ws = [64, 64, 3, 3, 3];
@@ -69,6 +106,44 @@ eachBackend('conv3d auto takes Winograd for 3x3x3 stride 1 and matches the refer
   t.true(relL2(auto, ref.data) <= 1e-5);
 });
 
+// Index of the first element whose bits differ, or -1 (t.deepEqual on arrays this long takes minutes).
+function firstDifference(a: Float32Array, b: Float32Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (!Object.is(a[i], b[i])) return i;
+  return a.length === b.length ? -1 : Math.min(a.length, b.length);
+}
+
+// Auto's choice between the tile sizes (winograd_tile in ops/conv3d_winograd.cpp): F(4,3) for 96 -> 96 at 16^3
+// (64 tiles of 4^3, products ahead of the transforms), F(2,3) for 128 -> 128 at 8x10x8 with batch 2 (24 tiles, too
+// few lanes for F(4,3)'s larger weight transform).
+eachBackend('conv3d auto takes F(4,3) where it pays and F(2,3) on small volumes', async (t, backend) => {
+  const big: Case = { title: '', x: [1, 96, 16, 16, 16], cout: 96, bias: true, before: [1, 1, 1], after: [1, 1, 1] };
+  const ws = [96, 96, 3, 3, 3];
+  const x = randn(numel(big.x), 811), w = randn(numel(ws), 812, 0, 1 / Math.sqrt(27 * 96)), b = randn(96, 813);
+  const xt = backend.tensor(big.x, x), wt = backend.tensor(ws, w), bt = backend.tensor([96], b);
+  const shape = [1, 96, 16, 16, 16];
+  const auto = await conv(backend, xt, wt, bt, big, shape, 0);
+  t.is(firstDifference(auto, await conv(backend, xt, wt, bt, big, shape, 4)), -1, 'auto and winograd4 give the same bytes');
+
+  const small: Case = { title: '', x: [2, 128, 8, 10, 8], cout: 128, bias: false, before: [1, 1, 1], after: [1, 1, 1] };
+  const ws2 = [128, 128, 3, 3, 3];
+  const xs = backend.tensor(small.x, randn(numel(small.x), 814)), w2 = backend.tensor(ws2, randn(numel(ws2), 815, 0, 0.02));
+  const shape2 = [2, 128, 8, 10, 8];
+  t.is(firstDifference(await conv(backend, xs, w2, null, small, shape2, 0), await conv(backend, xs, w2, null, small, shape2, 2)), -1,
+    'auto and winograd (F(2,3)) give the same bytes at 8x10x8');
+});
+
+// Which bf16 kernels a process uses is fixed by its first bf16 context (AMX here unless BRAIN_LDM_BF16_KERNELS was set
+// by then); either way auto must run what that precision allows: F(2,3) (dot-product kernels) or direct (AMX).
+test('conv3d auto does not take F(4,3) in a bf16 context where fp32 does', async (t) => {
+  await withNativeBackend(t, { threads: 2, precision: 'bf16' }, async (backend) => {
+    const c: Case = { title: '', x: [1, 96, 16, 16, 16], cout: 96, bias: false, before: [1, 1, 1], after: [1, 1, 1] };
+    const xt = backend.tensor(c.x, randn(numel(c.x), 821)), wt = backend.tensor([96, 96, 3, 3, 3], randn(96 * 96 * 27, 822, 0, 0.02));
+    const auto = await conv(backend, xt, wt, null, c, c.x, 0);
+    const f2 = await conv(backend, xt, wt, null, c, c.x, 2), direct = await conv(backend, xt, wt, null, c, c.x, 1);
+    t.true(firstDifference(auto, f2) === -1 || firstDifference(auto, direct) === -1, 'auto gives the bytes of F(2,3) or of the direct convolution');
+  });
+});
+
 eachBackend('conv3d winograd rejects kernels it cannot compute and bad algorithm values, by name', async (t, backend) => {
   const x = backend.tensor([1, 4, 6, 6, 6], randn(864, 9));
   const strided = backend.tensor([1, 4, 3, 3, 3]);
@@ -77,6 +152,16 @@ eachBackend('conv3d winograd rejects kernels it cannot compute and bad algorithm
   const pointwise = backend.tensor([1, 4, 6, 6, 6]);
   await t.throwsAsync(backend.runOp('conv3d', [x, backend.tensor([4, 4, 1, 1, 1])], { algorithm: 2 }, [pointwise]),
     { instanceOf: RangeError, message: /algorithm 'winograd' needs a 3x3x3 kernel/ });
-  await t.throwsAsync(backend.runOp('conv3d', [x, backend.tensor([4, 4, 3, 3, 3])], { padding: 1, algorithm: 4 }, [pointwise]),
-    { instanceOf: RangeError, message: /conv3d: attribute 'algorithm' must be an integer in \[0, 3\], got 4/ });
+  await t.throwsAsync(backend.runOp('conv3d', [x, backend.tensor([4, 4, 3, 3, 3])], { stride: 2, padding: 1, algorithm: 4 }, [strided]),
+    { instanceOf: RangeError, message: /conv3d: algorithm 'winograd4' needs a 3x3x3 kernel with stride 1, got kernel \[4, 4, 3, 3, 3\] and stride \(2, 2, 2\)/ });
+  await t.throwsAsync(backend.runOp('conv3d', [x, backend.tensor([4, 4, 3, 3, 3])], { padding: 1, algorithm: 5 }, [pointwise]),
+    { instanceOf: RangeError, message: /conv3d: attribute 'algorithm' must be an integer in \[0, 4\], got 5/ });
+});
+
+test('conv3d winograd4 is refused by name in a bf16 context', async (t) => {
+  await withNativeBackend(t, { threads: 2, precision: 'bf16' }, async (backend) => {
+    const c = cases4[0];
+    await t.throwsAsync(conv(backend, backend.tensor(c.x), backend.tensor([c.cout, c.x[1], 3, 3, 3]), null, c, [2, 7, 7, 6, 9], 4),
+      { instanceOf: RangeError, message: /conv3d: algorithm 'winograd4' runs fp32 only/ });
+  });
 });

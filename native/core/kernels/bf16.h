@@ -43,10 +43,10 @@ inline uint16_t f32_to_bf16(float f) {
   return static_cast<uint16_t>((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
 }
 
-// src [channels][stride] fp32 -> dst [ceil(channels / 2)][stride][2] bf16, an odd last channel paired
+// src channels src_stride apart, fp32 -> dst [ceil(channels / 2)][stride][2] bf16, an odd last channel paired
 // with zeros. Positions [0, n) of each channel are converted; the rest of dst is left as it is.
-void pack_bf16_pairs(const float* src, int64_t channels, int64_t stride, int64_t n, uint16_t* dst, int64_t c0,
-                     int64_t c1);
+void pack_bf16_pairs(const float* src, int64_t channels, int64_t src_stride, int64_t stride, int64_t n, uint16_t* dst,
+                     int64_t c0, int64_t c1);
 
 // Raw weights [cout][cin][taps] -> bf16 [blocks][ceil(cin / 2)][taps][co_block][2] (the AVX512-BF16 layout).
 void pack_bf16_weights_pairs_raw(const float* w, int64_t cout, int64_t cin, int64_t taps, int co_block, uint16_t* w2,

@@ -2,13 +2,13 @@
 
 namespace bl {
 
-void pack_bf16_pairs(const float* src, int64_t channels, int64_t stride, int64_t n, uint16_t* dst, int64_t c0,
-                     int64_t c1) {
+void pack_bf16_pairs(const float* src, int64_t channels, int64_t src_stride, int64_t stride, int64_t n, uint16_t* dst,
+                     int64_t c0, int64_t c1) {
   // [c0, c1) is a range of pairs, so threads split the work without sharing a destination pair.
   for (int64_t pair = c0; pair < c1; ++pair) {
-    const float* a = src + 2 * pair * stride;
+    const float* a = src + 2 * pair * src_stride;
     const bool has_b = 2 * pair + 1 < channels;
-    const float* b = a + stride;
+    const float* b = a + src_stride;
     uint16_t* out = dst + 2 * pair * stride;
     for (int64_t p = 0; p < n; ++p) {
       out[2 * p] = f32_to_bf16(a[p]);

@@ -358,13 +358,27 @@ Status conv3d_output_shape(const Tensor& x, const Tensor& weight, const Conv3dPa
   return Status::ok();
 }
 
-bool conv3d_uses_winograd(const Context& ctx, const Tensor& x, const Tensor& weight, const Conv3dParams& p) {
+namespace {
+
+// The m of the Winograd F(m, 3) conv3d runs for these arguments, or 0 for none.
+int winograd_tile_for(const Context& ctx, const Tensor& x, const Tensor& weight, const Conv3dParams& p) {
+  switch (p.algorithm) {
+    case Conv3dAlgorithm::Winograd: return 2;
+    case Conv3dAlgorithm::Winograd4: return 4;
+    case Conv3dAlgorithm::Auto: break;
+    default: return 0;
+  }
   const Bf16Kernels* bf = ctx.bf16();
-  if (p.algorithm == Conv3dAlgorithm::Winograd) return true;
-  if (p.algorithm != Conv3dAlgorithm::Auto || !winograd_applies(weight, p) || (bf && bf->prefers_direct)) return false;
-  int64_t tiles = x.shape[0];
-  for (int i = 0; i < 3; ++i) tiles *= (x.shape[2 + i] + p.pad_before[i] + p.pad_after[i] - 2 + 1) / 2;
-  return winograd_pays(weight.shape[1], weight.shape[0], tiles);
+  if (!winograd_applies(weight, p) || (bf && bf->prefers_direct)) return 0;
+  int64_t out[3];
+  for (int i = 0; i < 3; ++i) out[i] = x.shape[2 + i] + p.pad_before[i] + p.pad_after[i] - 2;
+  return winograd_tile(weight.shape[1], weight.shape[0], x.shape[0], out, bf != nullptr);
+}
+
+}  // namespace
+
+bool conv3d_uses_winograd(const Context& ctx, const Tensor& x, const Tensor& weight, const Conv3dParams& p) {
+  return winograd_tile_for(ctx, x, weight, p) != 0;
 }
 
 Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p,
@@ -377,14 +391,20 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
   }
   BL_RETURN_IF_ERROR(check_tensor(y, "conv3d", "out", 5));
   BL_RETURN_IF_ERROR(check_shape(y, "conv3d", "out", out_shape, 5));
-  if (p.algorithm == Conv3dAlgorithm::Winograd && !winograd_applies(weight, p))
-    return Status::range_error("conv3d: algorithm 'winograd' needs a 3x3x3 kernel with stride 1, got kernel " +
-                               weight.shape_string() + " and stride (" + std::to_string(p.stride[0]) + ", " +
-                               std::to_string(p.stride[1]) + ", " + std::to_string(p.stride[2]) + ")");
+  const bool winograd4 = p.algorithm == Conv3dAlgorithm::Winograd4;
+  if ((p.algorithm == Conv3dAlgorithm::Winograd || winograd4) && !winograd_applies(weight, p))
+    return Status::range_error(std::string("conv3d: algorithm '") + (winograd4 ? "winograd4" : "winograd") +
+                               "' needs a 3x3x3 kernel with stride 1, got kernel " + weight.shape_string() +
+                               " and stride (" + std::to_string(p.stride[0]) + ", " + std::to_string(p.stride[1]) +
+                               ", " + std::to_string(p.stride[2]) + ")");
   // bf16 precision: the input and weights rounded, input channels in pairs (kernels/bf16.h), on the bf16
   // kernels' own tile; an odd channel count gets a zero partner.
   const Bf16Kernels* bf = ctx.bf16();
-  if (conv3d_uses_winograd(ctx, x, weight, p)) return conv3d_winograd(ctx, x, weight, bias, p, y);
+  if (winograd4 && bf)
+    return Status::range_error("conv3d: algorithm 'winograd4' runs fp32 only (bf16 rounding through its transforms "
+                               "exceeds the error budget); this context computes in bf16: use algorithm 2 "
+                               "(winograd) or 0 (auto)");
+  if (const int tile = winograd_tile_for(ctx, x, weight, p)) return conv3d_winograd(ctx, x, weight, bias, p, tile, y);
 
   const KernelTable& k = ctx.kernels();
   const ConvGeometry full = geometry(x, weight, p);

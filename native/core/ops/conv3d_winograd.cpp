@@ -1,21 +1,36 @@
-// Winograd F(2x2x2, 3x3x3): each 2x2x2 output block is computed from its 4x4x4 input window as
+// Winograd F(m x m x m, 3x3x3) for m = 2 and m = 4: each m^3 block of outputs is computed from its alpha^3 input
+// window (alpha = m + 2 transform points per axis) as
 //   Y = A^T [ sum_ci (G g G^T)[co][ci] (.) (B^T d B)[ci] ] A        (per dimension, Lavin & Gray 2015)
-// with 64 products per block instead of 8 * 27 = 216 (3.4x fewer multiplies). The products at each
-// of the 64 transform points form one matrix product over channels,
+// F(2,3) takes 64 products per 8 outputs and F(4,3) 216 per 64, where the direct convolution takes 27 per output:
+// 3.4x and 8x fewer multiplies. The products at each of the alpha^3 transform points form one matrix product over
+// channels,
 //   M_p[co][tile] = sum_ci U_p[co][ci] * V_p[ci][tile],
-// which runs on the direct convolution's micro-kernel (one tap, "positions" = tiles).
+// which runs on the direct convolution's micro-kernel (one tap, "positions" = tiles). One code path serves both
+// tile sizes (templates on m): only the per-axis transforms (struct Tile) differ, and the schedule below sizes
+// everything by alpha^3.
 //
-// The transformed input and products are 8x the size of the input and output, so where they live decides
-// the speed. Written for a group of slices and read back by the next phase, they went through L3 and memory,
-// and the transforms took as long as the products (perf on the default-size UNet, bench/RESULTS.md "Winograd
-// in blocks"). So where the volume is large each thread takes a block of tile rows at a time and does everything
-// for it: transforms the block's input (V, sized to stay in its L2), runs the products one output-channel block
-// at a time into a small M, and transforms those channels' outputs straight into y. Small volumes (too few
-// blocks to share out, each of which would stream all of U) keep one group done in phases. Only the transformed
-// weights U are shared between threads. A network layer keeps its U when the volume is small and U is not large
-// (kKeepUTiles, kKeepUBytes): there the weight transform cost a quarter of the call, and a default-size UNet keeps
-// ~75 MB; elsewhere U is made per call, so the thesis UNet's resident memory does not grow by 2.4x its 3x3x3
-// weights (5 GB). Every transform is separable and runs one dimension at a time.
+// The transformed input and products are alpha^3 / m^3 the size of the input and output (8x for F(2,3), 3.4x for
+// F(4,3)), so where they live decides the speed. Written for a group of slices and read back by the next phase,
+// they went through L3 and memory, and the transforms took as long as the products (perf on the default-size UNet,
+// bench/RESULTS.md "Winograd in blocks"). So where the volume is large each thread takes a block of tile rows at a
+// time and does everything for it: transforms the block's input (V, sized to stay in its L2 where one micro-tile of
+// lanes allows), runs the products into M (one output-channel block at a time while V stays in L2, else one point
+// at a time) and transforms the outputs straight into y. Small volumes (too few blocks to share out, each of which
+// would stream all of U) and wide layers keep groups done in phases. Only the transformed weights U are shared
+// between threads. A network layer keeps its U when the volume is small and U is not large (kKeepUOutputs,
+// kKeepUBytes): there the weight transform cost a quarter of the call; elsewhere U is made per call, so the thesis
+// UNet's resident memory does not grow by 2.4x (F(2,3)) or 8x (F(4,3)) its 3x3x3 weights. Every transform is
+// separable and runs one dimension at a time.
+//
+// F(4,3) uses the points 0, 1, -1, 2, -2 and infinity with G scaled to the factors 1/4, 1/6 and 1/24 (Lavin & Gray's
+// matrices): the best-conditioned choice for six points, and B^T and A^T then hold only small integers. Its
+// rounding error is still larger than F(2,3)'s (the transforms scale values by up to 5 per axis before the products
+// and recombine them with weights up to 8 after): relative L2 against an fp64 reference 1e-7 to 6e-7 for F(2,3)
+// and 1e-6 to 7e-6 for F(4,3) from 5 to 512 input channels, 2.4e-5 against F(2,3) at 1280 (it grows with the
+// square root of the channels), within the 1e-4 budget. That is why F(4,3) is fp32 only: the bf16 products
+// (ctx.bf16()) round U and V to 8-bit mantissas (4e-3 each), which F(2,3)'s transforms already bring to 5e-3 of the
+// output, and F(4,3)'s amplify rounding about 10x more (as in fp32), past the 1e-2 budget; bf16 keeps F(2,3).
+// Where F(4,3) pays is winograd_tile's decision.
 #include "conv3d_winograd.h"
 
 #include "../kernels/bf16.h"
@@ -28,28 +43,156 @@ namespace bl {
 
 namespace {
 
-constexpr int kPoints = 64;  // 4x4x4 transform points; point p = (a * 4 + b) * 4 + c for (D, H, W)
-
 // The input and output transforms are a fifth of a default-size UNet forward (perf), and ops/ is compiled for
-// baseline x86-64, where their loops run 4 lanes wide. They are adds and subtracts only, so every ISA gives the same
-// bits: GCC builds them once per ISA and the loader picks the one the CPU runs (ifunc). Elsewhere (clang, wasm,
-// other CPUs) they are built once, for the target.
+// baseline x86-64, where their loops run 4 lanes wide. They are adds, subtracts and multiplies by 2, 4 or 8 (exact in
+// binary, so a fused multiply-add rounds as the separate operations do), so every ISA gives the same bits: GCC builds
+// them once per ISA and the loader picks the one the CPU runs (ifunc). Elsewhere (clang, wasm, other CPUs) they are
+// built once, for the target.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
 #define BL_ISA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define BL_ISA_CLONES
 #endif
 
+constexpr int kLanes = 16;  // filters the weight transform takes together (the loops vectorise over them)
+
+// The per-axis transforms of F(m, 3), each over n neighbouring lanes of separate rows (so the loops vectorise):
+//   input:      B^T, the alpha window rows r[j] -> the alpha point rows o[j]
+//   row_points: B^T along one zero-padded input row: tile t's window is row[m * t .. m * t + alpha) -> o[j][t]
+//   output:     A^T, the alpha point rows -> the m output rows
+//   filter:     G, the 3 tap rows -> the alpha point rows, kLanes filters at once
+template <int M> struct Tile;
+
+// Points 0, 1, -1, infinity.
+template <> struct Tile<2> {
+  static constexpr int kAlpha = 4;
+  static inline void bt(float d0, float d1, float d2, float d3, float& o0, float& o1, float& o2, float& o3) {
+    o0 = d0 - d2;
+    o1 = d1 + d2;
+    o2 = d2 - d1;
+    o3 = d1 - d3;
+  }
+  static inline void input(const float* __restrict r0, const float* __restrict r1, const float* __restrict r2,
+                           const float* __restrict r3, float* __restrict o0, float* __restrict o1,
+                           float* __restrict o2, float* __restrict o3, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) bt(r0[i], r1[i], r2[i], r3[i], o0[i], o1[i], o2[i], o3[i]);
+  }
+  static inline void row_points(const float* __restrict row, float* __restrict o0, float* __restrict o1,
+                                float* __restrict o2, float* __restrict o3, int64_t n) {
+    for (int64_t t = 0; t < n; ++t)
+      bt(row[2 * t], row[2 * t + 1], row[2 * t + 2], row[2 * t + 3], o0[t], o1[t], o2[t], o3[t]);
+  }
+  static inline void output(const float* __restrict m0, const float* __restrict m1, const float* __restrict m2,
+                            const float* __restrict m3, float* __restrict y0, float* __restrict y1, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      y0[i] = m0[i] + m1[i] + m2[i];
+      y1[i] = m1[i] - m2[i] - m3[i];
+    }
+  }
+  static inline void filter(const float* __restrict g0, const float* __restrict g1, const float* __restrict g2,
+                            float* __restrict u0, float* __restrict u1, float* __restrict u2, float* __restrict u3) {
+    for (int j = 0; j < kLanes; ++j) {
+      u0[j] = g0[j];
+      u1[j] = 0.5f * (g0[j] + g1[j] + g2[j]);
+      u2[j] = 0.5f * (g0[j] - g1[j] + g2[j]);
+      u3[j] = g2[j];
+    }
+  }
+  // The same over arrays of row pointers or with row strides, as the transform loops call them.
+  static inline void input(const float* const* r, float* const* o, int64_t n) {
+    input(r[0], r[1], r[2], r[3], o[0], o[1], o[2], o[3], n);
+  }
+  static inline void row_points(const float* row, float* o, int64_t os, int64_t n) {
+    row_points(row, o, o + os, o + 2 * os, o + 3 * os, n);
+  }
+  static inline void output(const float* q, int64_t qs, float* o, int64_t os, int64_t n) {
+    output(q, q + qs, q + 2 * qs, q + 3 * qs, o, o + os, n);
+  }
+  static inline void filter(const float* g, int64_t gs, float* u, int64_t us) {
+    filter(g, g + gs, g + 2 * gs, u, u + us, u + 2 * us, u + 3 * us);
+  }
+};
+
+// Points 0, 1, -1, 2, -2, infinity. B^T's rows (4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
+// (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1) are regrouped so that every multiply is by 2 or 4
+// (-5 d = -4 d - d); A^T's rows (1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1)
+// share the sums and differences of points +-1 and +-2.
+template <> struct Tile<4> {
+  static constexpr int kAlpha = 6;
+  static inline void bt(float d0, float d1, float d2, float d3, float d4, float d5, float& o0, float& o1, float& o2,
+                        float& o3, float& o4, float& o5) {
+    const float e = d4 - d2, f = 2.0f * (d3 - d1);
+    o0 = 4.0f * (d0 - d2) + e;
+    o1 = (d3 + d4) - 4.0f * (d1 + d2);
+    o2 = (d4 - d3) + 4.0f * (d1 - d2);
+    o3 = e + f;
+    o4 = e - f;
+    o5 = 4.0f * (d1 - d3) + (d5 - d3);
+  }
+  static inline void input(const float* __restrict r0, const float* __restrict r1, const float* __restrict r2,
+                           const float* __restrict r3, const float* __restrict r4, const float* __restrict r5,
+                           float* __restrict o0, float* __restrict o1, float* __restrict o2, float* __restrict o3,
+                           float* __restrict o4, float* __restrict o5, int64_t n) {
+    for (int64_t i = 0; i < n; ++i)
+      bt(r0[i], r1[i], r2[i], r3[i], r4[i], r5[i], o0[i], o1[i], o2[i], o3[i], o4[i], o5[i]);
+  }
+  static inline void row_points(const float* __restrict row, float* __restrict o0, float* __restrict o1,
+                                float* __restrict o2, float* __restrict o3, float* __restrict o4,
+                                float* __restrict o5, int64_t n) {
+    for (int64_t t = 0; t < n; ++t) {
+      const float* d = row + 4 * t;
+      bt(d[0], d[1], d[2], d[3], d[4], d[5], o0[t], o1[t], o2[t], o3[t], o4[t], o5[t]);
+    }
+  }
+  static inline void output(const float* __restrict m0, const float* __restrict m1, const float* __restrict m2,
+                            const float* __restrict m3, const float* __restrict m4, const float* __restrict m5,
+                            float* __restrict y0, float* __restrict y1, float* __restrict y2, float* __restrict y3,
+                            int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float s1 = m1[i] + m2[i], d1 = m1[i] - m2[i], s2 = m3[i] + m4[i], d2 = m3[i] - m4[i];
+      y0[i] = m0[i] + s1 + s2;
+      y1[i] = d1 + 2.0f * d2;
+      y2[i] = s1 + 4.0f * s2;
+      y3[i] = (d1 + 8.0f * d2) + m5[i];
+    }
+  }
+  static inline void filter(const float* __restrict g0, const float* __restrict g1, const float* __restrict g2,
+                            float* __restrict u0, float* __restrict u1, float* __restrict u2, float* __restrict u3,
+                            float* __restrict u4, float* __restrict u5) {
+    for (int j = 0; j < kLanes; ++j) {
+      const float s = g0[j] + g2[j], t = g0[j] + 4.0f * g2[j];
+      u0[j] = 0.25f * g0[j];
+      u1[j] = (s + g1[j]) * (-1.0f / 6.0f);
+      u2[j] = (s - g1[j]) * (-1.0f / 6.0f);
+      u3[j] = (t + 2.0f * g1[j]) * (1.0f / 24.0f);
+      u4[j] = (t - 2.0f * g1[j]) * (1.0f / 24.0f);
+      u5[j] = g2[j];
+    }
+  }
+  static inline void input(const float* const* r, float* const* o, int64_t n) {
+    input(r[0], r[1], r[2], r[3], r[4], r[5], o[0], o[1], o[2], o[3], o[4], o[5], n);
+  }
+  static inline void row_points(const float* row, float* o, int64_t os, int64_t n) {
+    row_points(row, o, o + os, o + 2 * os, o + 3 * os, o + 4 * os, o + 5 * os, n);
+  }
+  static inline void output(const float* q, int64_t qs, float* o, int64_t os, int64_t n) {
+    output(q, q + qs, q + 2 * qs, q + 3 * qs, q + 4 * qs, q + 5 * qs, o, o + os, o + 2 * os, o + 3 * os, n);
+  }
+  static inline void filter(const float* g, int64_t gs, float* u, int64_t us) {
+    filter(g, g + gs, g + 2 * gs, u, u + us, u + 2 * us, u + 3 * us, u + 4 * us, u + 5 * us);
+  }
+};
+
 struct WinoGeometry {
   int64_t n, cin, cout, d, h, w;
   int64_t pd, ph, pw;     // padding before, per dim
   int64_t od, oh, ow;     // output size
-  int64_t tz, ty, tx;     // 2x2x2 tiles per dim (ceil of output / 2)
+  int64_t tz, ty, tx;     // m x m x m output tiles per dim (ceil of output / m)
   int64_t plane_tiles;    // ty * tx: tiles in one slice
   int64_t slices;         // n * tz
 };
 
-WinoGeometry wino_geometry(const Tensor& x, const Tensor& wt, const Conv3dParams& p) {
+WinoGeometry wino_geometry(const Tensor& x, const Tensor& wt, const Conv3dParams& p, int m) {
   WinoGeometry g{};
   g.n = x.shape[0]; g.cin = x.shape[1]; g.d = x.shape[2]; g.h = x.shape[3]; g.w = x.shape[4];
   g.cout = wt.shape[0];
@@ -57,206 +200,212 @@ WinoGeometry wino_geometry(const Tensor& x, const Tensor& wt, const Conv3dParams
   g.od = g.d + p.pad_before[0] + p.pad_after[0] - 2;
   g.oh = g.h + p.pad_before[1] + p.pad_after[1] - 2;
   g.ow = g.w + p.pad_before[2] + p.pad_after[2] - 2;
-  g.tz = (g.od + 1) / 2; g.ty = (g.oh + 1) / 2; g.tx = (g.ow + 1) / 2;
+  g.tz = (g.od + m - 1) / m; g.ty = (g.oh + m - 1) / m; g.tx = (g.ow + m - 1) / m;
   g.plane_tiles = g.ty * g.tx;
   g.slices = g.n * g.tz;
   return g;
 }
 
-// B^T along one axis for n neighbouring lanes: the 4 window rows r0..r3 -> the 4 point rows.
-inline void input_rows(const float* __restrict r0, const float* __restrict r1, const float* __restrict r2,
-                       const float* __restrict r3, float* __restrict o0, float* __restrict o1, float* __restrict o2,
-                       float* __restrict o3, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    o0[i] = r0[i] - r2[i];
-    o1[i] = r1[i] + r2[i];
-    o2[i] = r2[i] - r1[i];
-    o3[i] = r1[i] - r3[i];
-  }
-}
-
-// A^T along one axis: 4 point rows -> the 2 output rows.
-inline void output_rows(const float* __restrict m0, const float* __restrict m1, const float* __restrict m2,
-                        const float* __restrict m3, float* __restrict o0, float* __restrict o1, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    o0[i] = m0[i] + m1[i] + m2[i];
-    o1[i] = m1[i] - m2[i] - m3[i];
-  }
-}
-
-// G along one axis of a 3-tap filter, for kLanes filters at once: 3 tap rows -> 4 point rows.
-constexpr int kLanes = 16;  // output channels transformed together (the loops over them vectorise)
-inline void filter_points(const float* __restrict g0, const float* __restrict g1, const float* __restrict g2,
-                          float* __restrict u0, float* __restrict u1, float* __restrict u2, float* __restrict u3) {
-  for (int j = 0; j < kLanes; ++j) {
-    u0[j] = g0[j];
-    u1[j] = 0.5f * (g0[j] + g1[j] + g2[j]);
-    u2[j] = 0.5f * (g0[j] - g1[j] + g2[j]);
-    u3[j] = g2[j];
-  }
-}
-
-// U[p * point_stride + (cb * cin + ci) * co_block + c] = (G g G^T) for output channel cb * co_block + c (zero past cout). The lanes are kLanes
-// neighbouring output channels of one input channel, so each point's result is one contiguous 64-byte run of
-// U: 64 whole-line stores per (ci, 16 output channels) where lanes over input channels needed a scattered store
-// per value. Its cost matters where a layer has few tiles: at 4x5x4 (batch 2) a 128 -> 128 transform took
-// ~9x the products' time before (0.28 us per channel pair).
-void transform_weights(const WinoGeometry& g, const float* w, int co_block, int64_t cb0, int64_t cb1, float* u,
-                       int64_t point_stride) {
-  alignas(64) float taps[27][kLanes], t1[3][3][4][kLanes], t2[3][4][4][kLanes], t3[4][4][4][kLanes];
+// U[p * point_stride + ((cb - cb0) * cin + ci) * co_block + c] = (G g G^T) at point p for output channel
+// cb * co_block + c (zero past cout), cb in [cb0, cb1). The kLanes lanes of one pass are neighbouring values of that
+// layout (consecutive (ci, c)), and kWeightRun of them are collected before being stored, so each point receives one
+// contiguous run: points lie cin * cout values apart (1 MiB at 512 x 512), and storing 16 values per point at a time
+// touched 216 pages per pass, which took a third of an F(4,3) call at 512 -> 512, 12x16x12. Its cost matters where
+// a layer has few tiles: at 4x5x4 (batch 2) a 128 -> 128 transform took ~9x the products' time before (0.28 us per
+// channel pair).
+//
+// Where a layer cannot keep U (above kKeepUBytes, or a one-off op) this runs every call, and F(4,3)'s 216 points
+// make it 3.4x F(2,3)'s work, so it is built per ISA like the input and output transforms. Its only inexact
+// operations, F(4,3)'s products by 1/6 and 1/24, come last, with nothing a fused multiply-add could absorb, so the
+// clones agree bit for bit here too.
+constexpr int64_t kWeightRun = 256;  // U values per point collected before they are stored (buf: alpha^3 * this)
+template <int M>
+BL_ISA_CLONES void transform_weights(const WinoGeometry& g, const float* w, int co_block, int64_t cb0, int64_t cb1,
+                                     float* u, int64_t point_stride, float* buf) {
+  constexpr int A = Tile<M>::kAlpha, P = A * A * A;
+  alignas(64) float taps[27][kLanes], t1[3][3][A][kLanes], t2[3][A][A][kLanes];
+  const int64_t run = g.cin * co_block;  // U values of one output-channel block at one point
   for (int64_t cb = cb0; cb < cb1; ++cb)
-    for (int64_t ci = 0; ci < g.cin; ++ci)
-      for (int c0 = 0; c0 < co_block; c0 += kLanes) {
-        const int lanes = static_cast<int>(std::min<int64_t>({kLanes, co_block - c0, g.cout - (cb * co_block + c0)}));
-        if (lanes <= 0) {
-          for (int p = 0; p < kPoints; ++p)
-            std::memset(u + p * point_stride + (cb * g.cin + ci) * co_block + c0, 0, sizeof(float) * std::min(kLanes, co_block - c0));
-          continue;
-        }
+    for (int64_t f0 = 0; f0 < run; f0 += kWeightRun) {
+      const int64_t fn = std::min(kWeightRun, run - f0);
+      for (int64_t l0 = 0; l0 < fn; l0 += kLanes) {
         for (int j = 0; j < kLanes; ++j) {
-          const float* src = w + ((cb * co_block + c0 + j) * g.cin + ci) * 27;
-          for (int k = 0; k < 27; ++k) taps[k][j] = j < lanes ? src[k] : 0.0f;
+          const int64_t f = f0 + l0 + j, ci = f / co_block, co = cb * co_block + f % co_block;
+          if (f < run && co < g.cout)
+            for (int k = 0; k < 27; ++k) taps[k][j] = w[(co * g.cin + ci) * 27 + k];
+          else
+            for (int k = 0; k < 27; ++k) taps[k][j] = 0.0f;
         }
-        for (int kd = 0; kd < 3; ++kd)
-          for (int kh = 0; kh < 3; ++kh) {
-            const float* r = taps[kd * 9 + kh * 3];
-            filter_points(r, r + kLanes, r + 2 * kLanes, t1[kd][kh][0], t1[kd][kh][1], t1[kd][kh][2], t1[kd][kh][3]);
-          }
-        for (int kd = 0; kd < 3; ++kd)
-          for (int c3 = 0; c3 < 4; ++c3)
-            filter_points(t1[kd][0][c3], t1[kd][1][c3], t1[kd][2][c3], t2[kd][0][c3], t2[kd][1][c3], t2[kd][2][c3], t2[kd][3][c3]);
-        for (int b = 0; b < 4; ++b)
-          for (int c3 = 0; c3 < 4; ++c3)
-            filter_points(t2[0][b][c3], t2[1][b][c3], t2[2][b][c3], t3[0][b][c3], t3[1][b][c3], t3[2][b][c3], t3[3][b][c3]);
-        const float* flat = &t3[0][0][0][0];
-        const int width = std::min(kLanes, co_block - c0);
-        for (int p = 0; p < kPoints; ++p)
-          std::memcpy(u + p * point_stride + (cb * g.cin + ci) * co_block + c0, flat + p * kLanes, sizeof(float) * width);
+        for (int kd = 0; kd < 3; ++kd)  // W
+          for (int kh = 0; kh < 3; ++kh) Tile<M>::filter(taps[kd * 9 + kh * 3], kLanes, t1[kd][kh][0], kLanes);
+        for (int kd = 0; kd < 3; ++kd)  // H
+          for (int c = 0; c < A; ++c) Tile<M>::filter(t1[kd][0][c], A * kLanes, t2[kd][0][c], A * kLanes);
+        for (int b = 0; b < A; ++b)  // D, into buf[p][kWeightRun]
+          for (int c = 0; c < A; ++c)
+            Tile<M>::filter(t2[0][b][c], A * A * kLanes, buf + (b * A + c) * kWeightRun + l0, A * A * kWeightRun);
       }
+      float* dst = u + (cb - cb0) * run + f0;
+      for (int p = 0; p < P; ++p) std::memcpy(dst + p * point_stride, buf + p * kWeightRun, sizeof(float) * fn);
+    }
 }
 
 // Per-thread buffers of the input transform for blocks of up to `rows` tile rows.
 struct InputScratch {
-  int64_t ur_max, t1_floats, t2_floats;
-  InputScratch(const WinoGeometry& g, int64_t rows) {
-    const int64_t r = std::min(rows, g.slices * g.ty);
-    // A segment is either part of one slice (4 planes, up to ty rows) or a run of whole slices of one batch item
-    // (2 * run + 2 planes of all rows), whichever the block holds.
-    const int64_t run = std::max<int64_t>(1, std::min(g.tz, r / g.ty));
-    const int64_t planes = 2 * run + 2;
-    ur_max = 2 * g.ty + 2;
-    t1_floats = 4 * planes * ur_max * g.tx;
-    t2_floats = 16 * planes * g.ty * g.tx;
+  int64_t run;  // most whole slices transformed together
+  int64_t t1_floats, t2_floats, plane_floats, spill_floats;
+  InputScratch(const WinoGeometry& g, int m, int64_t rows) {
+    const int64_t alpha = m + 2;
+    // A segment is either part of one slice (alpha planes, up to ty rows) or a run of whole slices of one batch item
+    // (m * run + 2 planes of all rows), whichever the block holds.
+    run = std::max<int64_t>(1, std::min(g.tz, std::min(rows, g.slices * g.ty) / g.ty));
+    t1_floats = alpha * m * m * (run + 1) * (g.ty + 1) * g.tx;
+    t2_floats = alpha * alpha * m * (run + 1) * g.ty * g.tx;
+    plane_floats = m * (g.ty + 1) * m * g.tx + alpha;  // the last window reads past the last row
+    spill_floats = 2 * m * (g.ty + 1);
   }
-  int64_t floats(const WinoGeometry& g) const { return t1_floats + t2_floats + 2 * g.tx + 2 + 16; }
+  int64_t floats() const { return t1_floats + t2_floats + plane_floats + spill_floats + 16; }
 };
 
-// V[p * point_stride + lane] for channel ci (v points at the channel's row) and the tile rows [r0, r1) of the
+// V[p * point_stride + lane] for channel ci (v points at the channel's V) and the tile rows [r0, r1) of the
 // whole convolution (row r = slice s * ty + tile row; slice s = batch item * tz + tile depth); lane =
 // (r - r0) * tx + tile column. Whole slices of one batch item are done as one run, so the planes two neighbouring
 // slices share are transformed once.
-BL_ISA_CLONES void transform_input(const WinoGeometry& g, const InputScratch& sc, const float* x, int64_t ci, int64_t r0, int64_t r1,
-                     float* v, int64_t point_stride, float* scratch) {
-  float* t1 = scratch;                       // [c][zi][u][tx]
-  float* t2 = t1 + sc.t1_floats;             // [c][b][zi][rows * tx]
-  float* row = t2 + sc.t2_floats;            // one zero-padded input row
-  const int64_t wp = 2 * g.tx + 2;
-  const int64_t max_run = (sc.t2_floats / (16 * g.ty * g.tx) - 2) / 2;
+//
+// Windows overlap (alpha values for every m), so a loop over the windows along an axis is a strided read, and a loop
+// over the tx windows of one row (4 at 16x20x16 for F(4,3)) left the vector units idle. So each step runs over many
+// rows at once. Planes and rows are stored split by residue, t1[c][z % m][z / m][y % m][y / m][tile column] after the
+// W step, t2[b][c][z % m][z / m][tile row][tile column] after the H step: window row k of tile row ty is then row
+// (k % m, ty + k / m), so the H step for one plane is one loop over its rows * tx lanes and the D step one loop over
+// the segment's slices * rows * tx lanes, written straight into V. For the W step a plane's padded rows are laid end
+// to end m * tx values apart (the 2 values a row's last window reads past that are kept aside), so one loop covers
+// all windows of the plane and only each row's last window is redone with its own 2 values.
+template <int M>
+BL_ISA_CLONES void transform_input(const WinoGeometry& g, const InputScratch& sc, const float* x, int64_t ci, int64_t r0,
+                                   int64_t r1, float* v, int64_t point_stride, float* scratch) {
+  constexpr int A = Tile<M>::kAlpha;
+  float* t1 = scratch;
+  float* t2 = t1 + sc.t1_floats;
+  float* plane = t2 + sc.t2_floats;         // [y % m][y / m][m * tx]: one plane's padded rows
+  float* spill = plane + sc.plane_floats;   // [y % m][y / m][2]: the values past each row's m * tx
+  const int64_t rw = M * g.tx;
+  const float* in[A];
+  float* out[A];
   for (int64_t r = r0; r < r1;) {
     const int64_t s = r / g.ty, ya = r % g.ty, n = s / g.tz, tz = s % g.tz;
     int64_t slices = 1, rows = std::min(g.ty - ya, r1 - r);
     if (ya == 0 && rows == g.ty) {  // whole slices: extend the run within this batch item
-      slices = std::min({(r1 - r) / g.ty, g.tz - tz, max_run});
+      slices = std::min({(r1 - r) / g.ty, g.tz - tz, sc.run});
       rows = g.ty;
     }
-    const int64_t planes = 2 * slices + 2, ur = 2 * rows + 2;
+    const int64_t planes = M * slices + 2, ur = M * rows + 2;
+    const int64_t zq = slices + 1, uq = rows + 1, rt = rows * g.tx;
+    const int64_t plane_lanes = M * uq * g.tx;  // W outputs per plane, unused residue rows included
+    const int64_t c1 = M * zq * plane_lanes;    // W point c -> c + 1 in t1
+    const int64_t c2 = M * zq * rt, b2 = A * c2;  // H point c -> c + 1, b -> b + 1 in t2
     const float* xc = x + (n * g.cin + ci) * g.d * g.h * g.w;
-    const int64_t cs = planes * ur * g.tx;  // W point c -> c + 1 in t1
-    // W: each padded row of the planes -> 4 point rows over tx.
+    // Padded x' = x + pw of a row: data in [lo, hi) of the m * tx values, then 2 spilled values.
+    const int64_t lo = std::min<int64_t>(g.pw, rw), hi = std::min<int64_t>(g.pw + g.w, rw);
+    // W: each plane's padded rows -> alpha point rows over tx.
     for (int64_t zi = 0; zi < planes; ++zi) {
-      const int64_t z = 2 * tz + zi - g.pd;
-      for (int64_t u = 0; u < ur; ++u) {
-        const int64_t yy = 2 * ya + u - g.ph;
-        std::memset(row, 0, sizeof(float) * wp);
-        if (z >= 0 && z < g.d && yy >= 0 && yy < g.h) std::memcpy(row + g.pw, xc + (z * g.h + yy) * g.w, sizeof(float) * g.w);
-        float* o = t1 + (zi * ur + u) * g.tx;
-        for (int64_t t = 0; t < g.tx; ++t) {
-          const float d0 = row[2 * t], d1 = row[2 * t + 1], d2 = row[2 * t + 2], d3 = row[2 * t + 3];
-          o[t] = d0 - d2;
-          o[cs + t] = d1 + d2;
-          o[2 * cs + t] = d2 - d1;
-          o[3 * cs + t] = d1 - d3;
+      const int64_t z = M * tz + zi - g.pd;
+      float* o = t1 + ((zi % M) * zq + zi / M) * plane_lanes;
+      if (z < 0 || z >= g.d) {
+        for (int c = 0; c < A; ++c) std::memset(o + c * c1, 0, sizeof(float) * plane_lanes);
+        continue;
+      }
+      for (int64_t ri = 0; ri < M * uq; ++ri) {  // ri = (y % m) * uq + y / m
+        const int64_t u = M * (ri % uq) + ri / uq, yy = M * ya + u - g.ph;
+        float* p = plane + ri * rw;
+        float* sp = spill + 2 * ri;
+        if (u >= ur || yy < 0 || yy >= g.h) {
+          std::memset(p, 0, sizeof(float) * rw);
+          sp[0] = sp[1] = 0.0f;
+          continue;
+        }
+        const float* xr = xc + (z * g.h + yy) * g.w;
+        for (int64_t i = 0; i < lo; ++i) p[i] = 0.0f;
+        if (hi > lo) std::memcpy(p + lo, xr + (lo - g.pw), sizeof(float) * (hi - lo));
+        for (int64_t i = std::max(lo, hi); i < rw; ++i) p[i] = 0.0f;
+        for (int j = 0; j < 2; ++j) {
+          const int64_t xx = rw + j - g.pw;
+          sp[j] = xx >= 0 && xx < g.w ? xr[xx] : 0.0f;
         }
       }
+      Tile<M>::row_points(plane, o, c1, plane_lanes);
+      for (int64_t ri = 0; ri < M * uq; ++ri) {  // each row's last window, with its own spilled values
+        const int64_t i = ri * g.tx + g.tx - 1;
+        float d[A];
+        for (int k = 0; k < M; ++k) d[k] = plane[M * i + k];
+        d[M] = spill[2 * ri];
+        d[M + 1] = spill[2 * ri + 1];
+        Tile<M>::row_points(d, o + i, c1, 1);
+      }
     }
-    // H: rows 2ty..2ty+3 of each plane -> 4 point rows.
-    const int64_t rt = rows * g.tx;  // lanes of one slice of this segment
-    const int64_t bs = planes * rt;  // H point b -> b + 1 in t2
-    for (int c = 0; c < 4; ++c)
-      for (int64_t zi = 0; zi < planes; ++zi)
-        for (int64_t ty = 0; ty < rows; ++ty) {
-          const float* q = t1 + ((c * planes + zi) * ur + 2 * ty) * g.tx;
-          float* o = t2 + (c * 4 * planes + zi) * rt + ty * g.tx;
-          input_rows(q, q + g.tx, q + 2 * g.tx, q + 3 * g.tx, o, o + bs, o + 2 * bs, o + 3 * bs, g.tx);
-        }
-    // D: planes 2k..2k+3 -> 4 point planes of slice tz + k, written straight into V.
-    for (int64_t k = 0; k < slices; ++k) {
-      const int64_t lane0 = (r + k * g.ty - r0) * g.tx;
-      for (int c = 0; c < 4; ++c)
-        for (int b = 0; b < 4; ++b) {
-          const float* q = t2 + ((c * 4 + b) * planes + 2 * k) * rt;
-          float* o = v + (b * 4 + c) * point_stride + lane0;
-          const int64_t as = 16 * point_stride;  // point a -> a + 1
-          input_rows(q, q + rt, q + 2 * rt, q + 3 * rt, o, o + as, o + 2 * as, o + 3 * as, rt);
-        }
-    }
+    // H: window rows m ty + k of each plane -> alpha point rows, for all tile rows at once.
+    for (int c = 0; c < A; ++c)
+      for (int64_t zi = 0; zi < planes; ++zi) {
+        const int64_t pz = (zi % M) * zq + zi / M;
+        for (int k = 0; k < A; ++k) in[k] = t1 + c * c1 + pz * plane_lanes + ((k % M) * uq + k / M) * g.tx;
+        for (int b = 0; b < A; ++b) out[b] = t2 + b * b2 + c * c2 + pz * rt;
+        Tile<M>::input(in, out, rt);
+      }
+    // D: window planes m k + j -> alpha point planes of slices tz + k, for all slices of the segment at once, into V.
+    const int64_t lane0 = (r - r0) * g.tx;
+    for (int b = 0; b < A; ++b)
+      for (int c = 0; c < A; ++c) {
+        for (int j = 0; j < A; ++j) in[j] = t2 + b * b2 + c * c2 + ((j % M) * zq + j / M) * rt;
+        for (int a = 0; a < A; ++a) out[a] = v + ((a * A + b) * A + c) * point_stride + lane0;
+        Tile<M>::input(in, out, slices * rt);
+      }
     r += slices > 1 ? slices * g.ty : rows;
   }
 }
 
-constexpr int64_t kOutChunk = 64;  // lanes per output-transform step: its 56 rows stay in L1
+// Lanes per output-transform step, so that its rows (m alpha^2 + m^2 alpha + m^3 of them: 56 for F(2,3), 272 for
+// F(4,3)) stay in L1.
+template <int M> struct OutputStep {
+  static constexpr int A = Tile<M>::kAlpha;
+  static constexpr int64_t kChunk = M == 2 ? 64 : 32;
+  static constexpr int64_t kRows = M * A * A + M * M * A + M * M * M;
+};
 
 // y[n][co] for the `used` lanes of a block starting at global lane `lane0` (= r0 * tx), from mc[p * point_stride
 // + lane], the products of channel co.
-BL_ISA_CLONES void transform_output(const WinoGeometry& g, const float* mc, int64_t point_stride, int64_t co, int64_t lane0,
-                      int64_t used, float bias, float* y, float* scratch) {
+template <int M>
+BL_ISA_CLONES void transform_output(const WinoGeometry& g, const float* mc, int64_t point_stride, int64_t co,
+                                    int64_t lane0, int64_t used, float bias, float* y, float* scratch) {
+  constexpr int A = Tile<M>::kAlpha;
+  constexpr int64_t ch = OutputStep<M>::kChunk;
   float* o1 = scratch;                   // [a'][b][c][chunk]
-  float* o2 = o1 + 32 * kOutChunk;       // [a'][b'][c][chunk]
-  float* o3 = o2 + 16 * kOutChunk;       // [a'][b'][c'][chunk]
-  for (int64_t l0 = 0; l0 < used; l0 += kOutChunk) {
-    const int64_t len = std::min(kOutChunk, used - l0);
-    for (int bc = 0; bc < 16; ++bc) {
-      const float* r = mc + bc * point_stride + l0;
-      output_rows(r, r + 16 * point_stride, r + 32 * point_stride, r + 48 * point_stride, o1 + bc * kOutChunk,
-                  o1 + (16 + bc) * kOutChunk, len);
-    }
-    for (int a = 0; a < 2; ++a)
-      for (int c = 0; c < 4; ++c) {
-        const float* r = o1 + (a * 16 + c) * kOutChunk;
-        output_rows(r, r + 4 * kOutChunk, r + 8 * kOutChunk, r + 12 * kOutChunk, o2 + (a * 8 + c) * kOutChunk,
-                    o2 + (a * 8 + 4 + c) * kOutChunk, len);
-      }
-    for (int ab = 0; ab < 4; ++ab) {
-      const float* r = o2 + ab * 4 * kOutChunk;
-      output_rows(r, r + kOutChunk, r + 2 * kOutChunk, r + 3 * kOutChunk, o3 + ab * 2 * kOutChunk,
-                  o3 + (ab * 2 + 1) * kOutChunk, len);
-    }
-    for (int64_t l = 0; l < len; ++l) {
-      const int64_t lane = lane0 + l0 + l;
-      const int64_t s = lane / g.plane_tiles, rem = lane % g.plane_tiles;
-      const int64_t n = s / g.tz, tz = s % g.tz, ty = rem / g.tx, tx = rem % g.tx;
+  float* o2 = o1 + M * A * A * ch;       // [a'][b'][c][chunk]
+  float* o3 = o2 + M * M * A * ch;       // [a'][b'][c'][chunk]
+  for (int64_t l0 = 0; l0 < used; l0 += ch) {
+    const int64_t len = std::min(ch, used - l0);
+    for (int bc = 0; bc < A * A; ++bc)  // D
+      Tile<M>::output(mc + bc * point_stride + l0, A * A * point_stride, o1 + bc * ch, A * A * ch, len);
+    for (int a = 0; a < M; ++a)  // H
+      for (int c = 0; c < A; ++c)
+        Tile<M>::output(o1 + (a * A * A + c) * ch, A * ch, o2 + (a * M * A + c) * ch, A * ch, len);
+    for (int ab = 0; ab < M * M; ++ab)  // W
+      Tile<M>::output(o2 + ab * A * ch, ch, o3 + ab * M * ch, ch, len);
+    // Into y a tile row at a time (tiles t0..t1 of tile row r, m consecutive values each): splitting every lane's
+    // index into batch item, depth, row and column, then storing its m^3 values, took twice the time of the
+    // transform's arithmetic at F(4,3) (perf).
+    for (int64_t l = 0; l < len;) {
+      const int64_t lane = lane0 + l0 + l, r = lane / g.tx, t0 = lane % g.tx, t1 = std::min(g.tx, t0 + len - l);
+      const int64_t s = r / g.ty, ty = r % g.ty, n = s / g.tz, tz = s % g.tz;
+      const int64_t full = std::min(t1, g.ow / M);  // tiles before full are whole in W
       float* yc = y + (n * g.cout + co) * g.od * g.oh * g.ow;
-      for (int a = 0; a < 2; ++a) {
-        const int64_t oz = 2 * tz + a;
-        if (oz >= g.od) break;
-        for (int b = 0; b < 2; ++b) {
-          const int64_t oy = 2 * ty + b;
-          if (oy >= g.oh) break;
-          float* out = yc + (oz * g.oh + oy) * g.ow + 2 * tx;
-          out[0] = o3[((a * 2 + b) * 2) * kOutChunk + l] + bias;
-          if (2 * tx + 1 < g.ow) out[1] = o3[((a * 2 + b) * 2 + 1) * kOutChunk + l] + bias;
+      for (int a = 0; a < M && M * tz + a < g.od; ++a)
+        for (int b = 0; b < M && M * ty + b < g.oh; ++b) {
+          float* out = yc + ((M * tz + a) * g.oh + M * ty + b) * g.ow;
+          const float* o = o3 + (a * M + b) * M * ch + l - t0;
+          for (int64_t t = t0; t < full; ++t)
+            for (int c = 0; c < M; ++c) out[M * t + c] = o[c * ch + t] + bias;
+          for (int64_t t = std::max(t0, full); t < t1; ++t)
+            for (int64_t c = 0; c < g.ow - M * t; ++c) out[M * t + c] = o[c * ch + t] + bias;
         }
-      }
+      l += t1 - t0;
     }
   }
 }
@@ -267,40 +416,35 @@ constexpr int64_t kBlockBytes = int64_t(3) << 19;  // 1.5 MiB of this core's 2 M
 constexpr int64_t kFusedUBytes = int64_t(16) << 20;
 // Phased groups: transformed input + products of one group.
 constexpr int64_t kGroupBytesCap = int64_t(128) << 20;
-// A layer keeps its U across calls below this many output tiles (the weight transform then costs more than ~2% of
-// the products: it reads each weight once, the products 64 * tiles / 27 times) and up to this size.
-constexpr int64_t kKeepUTiles = 2048;
+// Phased calls make U (when the layer does not keep it) a slice of output channels of at most this size at a time.
+constexpr int64_t kUSliceBytes = int64_t(128) << 20;
+// A layer keeps its U across calls below this many outputs (tiles * m^3; 2048 tiles of F(2,3)), where the weight
+// transform costs more than ~2% of the products (it reads each weight once, the products alpha^3 * tiles / 27
+// times), and up to this size. Counted in outputs, not tiles, so F(4,3) keeps its 3.4x larger U for the volumes
+// F(2,3) did: by its own tiles it would also keep it in the SPADE decoder's twelve 128 -> 128 layers at 24x32x24
+// (288 tiles), +163 MiB peak RSS for a part of a percent of its time.
+constexpr int64_t kKeepUOutputs = 2048 * 8;
 constexpr int64_t kKeepUBytes = int64_t(16) << 20;
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-}  // namespace
-
-bool winograd_applies(const Tensor& weight, const Conv3dParams& p) {
-  return weight.shape[2] == 3 && weight.shape[3] == 3 && weight.shape[4] == 3 && p.stride[0] == 1 &&
-         p.stride[1] == 1 && p.stride[2] == 1;
-}
-
-// Measured on the 2-core EPYC (bench/conv3d-algorithms.bench.ts): 2.5-4x faster from 128 channels up,
-// about even at 64, slower at 32 and below, where the transforms cost as much as the products.
-// Below ~64 output tiles (4x5x4 with batch 2: 24) the per-call weight transform outweighs the products it saves
-// (bench/conv3d-algorithms.bench.ts: 128 -> 128 @4x5x4 direct 3.5 ms, Winograd 4.4 ms).
-bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles) { return cin >= 64 && cout >= 64 && tiles >= 64; }
-
-Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p,
-                       Tensor& y) {
+template <int M>
+Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p,
+                         Tensor& y) {
+  constexpr int64_t kPoints = int64_t(Tile<M>::kAlpha) * Tile<M>::kAlpha * Tile<M>::kAlpha;
   const KernelTable& k = ctx.kernels();
-  const WinoGeometry g = wino_geometry(x, weight, p);
+  const WinoGeometry g = wino_geometry(x, weight, p, M);
   const int co_block = k.conv_co_block;
   const int64_t tb = k.conv_tile;
   const int64_t co_blocks = (g.cout + co_block - 1) / co_block;
   const int threads = ctx.threads();
+  const int64_t f32 = sizeof(float);
 
-  // Tile rows per block: the block's V (64 points x cin x lanes) stays within about kBlockBytes, so it is still in
-  // L2 when the products of every output-channel block read it; among the row counts that fit, the one whose lanes
+  // Tile rows per block: the block's V (alpha^3 points x cin x lanes) stays within about kBlockBytes, so it is still
+  // in L2 when the products of every output-channel block read it; among the row counts that fit, the one whose lanes
   // fill the micro-tiles best (padding lanes cost products).
   const int64_t total_rows = g.slices * g.ty;
-  const int64_t max_lanes = std::max<int64_t>(tb, kBlockBytes / (kPoints * g.cin * static_cast<int64_t>(sizeof(float))) / tb * tb);
+  const int64_t max_lanes = std::max<int64_t>(tb, kBlockBytes / (kPoints * g.cin * f32) / tb * tb);
   const int64_t max_rows = std::min(total_rows, std::max<int64_t>(1, max_lanes / g.tx));
   int64_t block_rows = 1;
   double best = 0;
@@ -310,52 +454,73 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
     if (fill >= best - 1e-9) { best = fill; block_rows = rows; }
   }
   // The blocks above suit a U that stays in cache between blocks (each block reads all of it) and enough blocks to
-  // share out. Otherwise (small volumes such as 8x10x8, or wide layers: 512 x 512 channels make a 64 MiB U) the
-  // volume goes in groups of tile rows done in phases: every input of the group transformed into one V, the
-  // products point by point (V_p and U_p stay in cache across output-channel blocks) into one M, then every output
-  // transformed; a group has about cin * cout / (cin + cout) lanes, so streaming U once per group costs no more
-  // than the group's own V and M, and V + M stay within kGroupBytesCap.
-  const int64_t u_bytes = kPoints * g.cin * g.cout * static_cast<int64_t>(sizeof(float));
+  // share out. Otherwise (small volumes such as 8x10x8, or wide layers: 512 x 512 channels make a 64 MiB U at
+  // F(2,3)) the volume goes in groups of tile rows done in phases: every input of the group transformed into one V,
+  // the products point by point (V_p and U_p stay in cache across output-channel blocks) into one M, then every
+  // output transformed; a group has about cin * cout / (cin + cout) lanes, so streaming U once per group costs no
+  // more than the group's own V and M, and V + M stay within kGroupBytesCap. A U above kUSliceBytes (F(4,3) at
+  // 768 x 768 channels: 510 MB) is made and used a slice of output channels at a time, so scratch stays within
+  // kUSliceBytes + kGroupBytesCap.
+  const int64_t u_bytes = kPoints * g.cin * g.cout * f32;
   const bool phased = u_bytes > kFusedUBytes || (total_rows + block_rows - 1) / block_rows < 4 * threads;
+  // The layer keeps its U (PackedConvWeights) where it is small and its transform a large share of the call.
+  const bool keep_u = p.packed && g.slices * g.plane_tiles * M * M * M < kKeepUOutputs && u_bytes <= kKeepUBytes;
+  const int64_t slice_blocks =
+      phased && !keep_u ? std::min(co_blocks, std::max<int64_t>(1, kUSliceBytes / (kPoints * g.cin * co_block * f32)))
+                        : co_blocks;
+  const int64_t slice_cout = std::min(g.cout, slice_blocks * co_block);
   if (phased) {
-    const int64_t want_lanes = std::max<int64_t>(4 * tb, g.cin * g.cout / (g.cin + g.cout));
-    const int64_t cap_lanes = std::max<int64_t>(tb, kGroupBytesCap / (kPoints * (g.cin + g.cout) * static_cast<int64_t>(sizeof(float))));
+    const int64_t want_lanes = std::max<int64_t>(4 * tb, g.cin * slice_cout / (g.cin + slice_cout));
+    const int64_t cap_lanes = std::max<int64_t>(tb, kGroupBytesCap / (kPoints * (g.cin + slice_cout) * f32) / tb * tb);
     block_rows = std::min(total_rows, std::max<int64_t>(1, std::min(want_lanes, cap_lanes) / g.tx));
   }
   const int64_t blocks = (total_rows + block_rows - 1) / block_rows;
   const int64_t lanes = round_up(block_rows * g.tx, tb);
+  const int64_t tiles = lanes / tb;
+  // A block's products go one output-channel block at a time (each reads all of V, from L2) where V fits in
+  // kBlockBytes, else one point at a time (V_p read once for every output channel, M holding all of them): V of
+  // one micro-tile of lanes outgrows L2 from 129 input channels at F(2,3) and from 38 at F(4,3), and re-read per
+  // output-channel block from L3 it made F(2,3) 192 -> 64 at 16x20x16 take 88 ms against 60 (one thread).
+  const bool point_major = !phased && kPoints * g.cin * lanes * f32 > kBlockBytes;
 
   // bf16 precision: the products at each point run on the bf16 tile, from U and V rounded to bf16 with input
-  // channels in pairs (kernels/bf16.h); the transforms and M stay fp32.
-  const Bf16Kernels* bf = ctx.bf16();
+  // channels in pairs (kernels/bf16.h); the transforms and M stay fp32. F(2,3) only (conv3d() refuses F(4,3) in
+  // bf16 and Auto does not choose it there; see the header comment).
+  const Bf16Kernels* bf = M == 2 ? ctx.bf16() : nullptr;
   if (bf && (bf->conv_co_block != co_block || bf->conv_tile != tb || bf->pair_multiple != 1)) bf = nullptr;
   const int64_t pairs = (g.cin + 1) / 2;
-  const InputScratch isc(g, block_rows);
-  // The point strides of U, V and M are padded by one cache line: at 2^k bytes (128 x 128 channels: 64 KiB) the
-  // 64 points of one (channel, lane) run would fall into one L1 set, and the transforms that write or read all 64
-  // at once would evict their own lines.
-  const int64_t u_point = round_up(co_blocks * co_block * g.cin, 16) + 16;
-  const int64_t v_point = round_up(g.cin * lanes, 16) + 16;
+  const InputScratch isc(g, M, block_rows);
+  // V and M are stored a channel at a time, [channel][point][lane]: the input transform of one channel then writes
+  // one compact run of memory, and the output transform reads one. Stored point by point ([point][channel][lane]),
+  // each channel's alpha^3 rows lay a whole channel-row apart, and with V beyond L2 its transform ran 2.5x slower
+  // (F(4,3), 64 channels at 16x20x16, batch 2, one group of 10 MB: 10.5 against 4.2 ms, one thread). The products
+  // read V_p one channel-stride apart either way. Channel strides (and U's point stride) are padded by one cache line: at
+  // 2^k bytes (F(2,3) at 48 lanes: 12 KiB) the rows the micro-kernel reads together would fall into one L1 set.
+  const int64_t u_point = round_up(slice_blocks * co_block * g.cin, 16) + 16;
+  const int64_t v_channel = round_up(kPoints * lanes, 16) + 16;
   const int64_t u_floats = kPoints * u_point;
-  const int64_t u2_floats = bf ? round_up(kPoints * co_blocks * co_block * pairs, 16) : 0;  // 2 halves = 1 float
-  const int64_t v_floats = kPoints * v_point;
+  const int64_t u2_floats = bf ? round_up(kPoints * slice_blocks * co_block * pairs, 16) : 0;  // 2 halves = 1 float
+  const int64_t v_floats = g.cin * v_channel;
   const int64_t v_block_floats = v_floats + (bf ? round_up(kPoints * pairs * lanes, 16) : 0);  // V, its bf16 pairs
-  // M: the whole group's when phased ([p][cout][lanes]), else one output-channel block's per thread.
-  const int64_t m_point = round_up((phased ? g.cout : co_block) * lanes, 16) + (phased ? 16 : 0);
-  const int64_t m_floats = kPoints * m_point;
-  const int64_t work_floats = round_up(std::max<int64_t>(isc.floats(g), 56 * kOutChunk), 16);
+  // M: a group's (the slice's output channels) when phased, else per thread one block's, all output channels or
+  // one block of them.
+  const int64_t m_channel = v_channel;
+  const int64_t m_floats = (phased ? slice_cout : point_major ? co_blocks * co_block : co_block) * m_channel;
+  const int64_t work_floats =
+      round_up(std::max<int64_t>({isc.floats(), OutputStep<M>::kRows * OutputStep<M>::kChunk, kPoints * kWeightRun}), 16);
   const int64_t thread_floats = (phased ? 0 : v_block_floats + m_floats) + work_floats;
   const int64_t shared_floats = phased ? v_block_floats + m_floats : 0;
   // U lives in the layer's cache (PackedConvWeights) where it is kept, else in scratch before V and M. The lock is
-  // held for the whole call, so another context cannot remake the cache underneath this one.
-  const bool keep_u = p.packed && g.slices * g.plane_tiles < kKeepUTiles && u_bytes <= kKeepUBytes;
+  // held for the whole call, so another context cannot remake the cache underneath this one. The cache holds one
+  // tile size's U: a layer whose calls alternate between F(2,3) and F(4,3) (batch sizes on either side of
+  // winograd_tile's limits) remakes it on each switch.
   std::unique_lock<std::mutex> cache_lock;
   bool u_ready = false;
   float* u = nullptr;
   if (keep_u) {
     cache_lock = std::unique_lock<std::mutex>(p.packed->mutex);
     std::vector<float>& cached = p.packed->winograd_u;
-    u_ready = p.packed->winograd_kernels == &k && p.packed->winograd_bf16 == bf &&
+    u_ready = p.packed->winograd_kernels == &k && p.packed->winograd_bf16 == bf && p.packed->winograd_tile == M &&
               static_cast<int64_t>(cached.size()) == u_floats + u2_floats;
     if (!u_ready) {
       p.packed->winograd_kernels = nullptr;
@@ -370,78 +535,112 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
   float* shared = keep_u ? scratch : u + u_floats + u2_floats;
   float* per_thread = shared + shared_floats;
 
-  if (!u_ready) {
-    ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) {
-      transform_weights(g, weight.f32(), co_block, b0, b1, u, u_point);
+  // U of output-channel blocks [s0, s1) (a slice, or all of them), block cb at (cb - s0).
+  auto make_u = [&](int64_t s0, int64_t s1) {
+    ctx.pool().parallel_for(s1 - s0, [&](int64_t b0, int64_t b1, int t) {
+      transform_weights<M>(g, weight.f32(), co_block, s0 + b0, s0 + b1, u + b0 * g.cin * co_block, u_point,
+                           per_thread + t * thread_floats);
     });
     if (bf)
-      ctx.pool().parallel_for(kPoints * co_blocks, [&](int64_t i0, int64_t i1, int) {
+      ctx.pool().parallel_for(kPoints * (s1 - s0), [&](int64_t i0, int64_t i1, int) {
         for (int64_t i = i0; i < i1; ++i) {
-          const int64_t pt = i / co_blocks, cb = i % co_blocks;
-          pack_bf16_weight_pairs(u + pt * u_point, g.cin, 1, co_block, u2 + 2 * pt * co_blocks * pairs * co_block, cb, cb + 1);
+          const int64_t pt = i / (s1 - s0), cb = i % (s1 - s0);
+          pack_bf16_weight_pairs(u + pt * u_point, g.cin, 1, co_block, u2 + 2 * pt * slice_blocks * pairs * co_block, cb,
+                                 cb + 1);
         }
       });
+  };
+  const bool sliced = slice_blocks < co_blocks;
+  if (!u_ready && !sliced) {
+    make_u(0, co_blocks);
     if (keep_u) {
       p.packed->winograd_kernels = &k;
       p.packed->winograd_bf16 = bf;
+      p.packed->winograd_tile = M;
     }
   }
 
   const int64_t total_lanes = total_rows * g.tx;
   const float* bias_data = bias ? bias->f32() : nullptr;
-  const int64_t tiles = lanes / tb;
   const int32_t tap0 = 0;
   auto block_used = [&](int64_t blk) { return std::min(total_lanes, (blk + 1) * block_rows * g.tx) - blk * block_rows * g.tx; };
   // One block's V for channels [c0, c1), zeros in the pad lanes.
   auto transform_block = [&](int64_t blk, int64_t c0, int64_t c1, float* v, float* work) {
     const int64_t r0 = blk * block_rows, r1 = std::min(total_rows, r0 + block_rows), used = block_used(blk);
     for (int64_t ci = c0; ci < c1; ++ci) {
-      transform_input(g, isc, x.f32(), ci, r0, r1, v + ci * lanes, v_point, work);
+      transform_input<M>(g, isc, x.f32(), ci, r0, r1, v + ci * v_channel, lanes, work);
       if (used < lanes)  // pad lanes: finite zeros, their products are dropped
-        for (int pt = 0; pt < kPoints; ++pt) std::memset(v + pt * v_point + ci * lanes + used, 0, sizeof(float) * (lanes - used));
+        for (int64_t pt = 0; pt < kPoints; ++pt) std::memset(v + ci * v_channel + pt * lanes + used, 0, sizeof(float) * (lanes - used));
     }
   };
   auto pack_points = [&](float* v, int64_t p0, int64_t p1) {
     uint16_t* v2 = reinterpret_cast<uint16_t*>(v + v_floats);
     for (int64_t pt = p0; pt < p1; ++pt)
-      pack_bf16_pairs(v + pt * v_point, g.cin, lanes, lanes, v2 + 2 * pt * pairs * lanes, 0, pairs);
+      pack_bf16_pairs(v + pt * lanes, g.cin, v_channel, lanes, lanes, v2 + 2 * pt * pairs * lanes, 0, pairs);
   };
-  // acc[co_block][tb] = the products of output-channel block cb at point pt for micro-tile `tile` of v.
-  auto products = [&](const float* v, int64_t pt, int64_t cb, int64_t tile, float* acc) {
+  // acc[co_block][tb] = the products of output-channel block cb (s0: the first block of U) at point pt for
+  // micro-tile `tile` of v.
+  auto products = [&](const float* v, int64_t pt, int64_t cb, int64_t s0, int64_t tile, float* acc) {
     if (bf)
       bf->conv_tile_fn(reinterpret_cast<const uint16_t*>(v + v_floats) + 2 * (pt * pairs * lanes + tile * tb),
-                       u2 + 2 * (pt * co_blocks + cb) * pairs * co_block, &tap0, 1, static_cast<int>(pairs), lanes, acc);
+                       u2 + 2 * (pt * slice_blocks + cb - s0) * pairs * co_block, &tap0, 1, static_cast<int>(pairs), lanes, acc);
     else
-      k.conv_tile_fn(v + pt * v_point + tile * tb, u + pt * u_point + cb * g.cin * co_block, &tap0, 1,
-                     static_cast<int>(g.cin), lanes, acc);
+      k.conv_tile_fn(v + pt * lanes + tile * tb, u + pt * u_point + (cb - s0) * g.cin * co_block, &tap0, 1,
+                     static_cast<int>(g.cin), v_channel, acc);
+  };
+  // The outputs of channels [co0, co1) of block blk from m (channel co at m + (co - co0) * m_channel).
+  auto outputs = [&](const float* m, int64_t blk, int64_t co0, int64_t co1, float* work) {
+    for (int64_t co = co0; co < std::min(co1, g.cout); ++co)
+      transform_output<M>(g, m + (co - co0) * m_channel, lanes, co, blk * block_rows * g.tx, block_used(blk),
+                          bias_data ? bias_data[co] : 0.0f, y.f32(), work);
   };
 
   if (phased) {
     float* v = shared;
     float* m = shared + v_block_floats;
     // Output-channel blocks whose U (one point) fill about 256 KiB stay in L2 while every micro-tile passes over them.
-    const int64_t chunk = std::min(co_blocks, std::max<int64_t>(1, (int64_t(256) << 10) / (g.cin * co_block * 4)));
-    const int64_t chunks = (co_blocks + chunk - 1) / chunk;
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t used = block_used(blk), group_tiles = (used + tb - 1) / tb;
+    const int64_t chunk = std::min(slice_blocks, std::max<int64_t>(1, (int64_t(256) << 10) / (g.cin * co_block * 4)));
+    auto transform_group = [&](int64_t blk) {
       ctx.pool().parallel_for(g.cin, [&](int64_t c0, int64_t c1, int t) { transform_block(blk, c0, c1, v, per_thread + t * thread_floats); });
       if (bf) ctx.pool().parallel_for(kPoints, [&](int64_t p0, int64_t p1, int) { pack_points(v, p0, p1); });
+    };
+    // The products and outputs of group blk for output-channel blocks [s0, s1), U holding that slice.
+    auto slice_of_group = [&](int64_t blk, int64_t s0, int64_t s1) {
+      const int64_t group_tiles = (block_used(blk) + tb - 1) / tb, chunks = (s1 - s0 + chunk - 1) / chunk;
       ctx.pool().parallel_for(kPoints * chunks * group_tiles * chunk, [&](int64_t begin, int64_t end, int) {
         alignas(64) float acc[16 * 64];
         for (int64_t item = begin; item < end; ++item) {
-          const int64_t cb = ((item / (group_tiles * chunk)) % chunks) * chunk + item % chunk;
-          if (cb >= co_blocks) continue;
+          const int64_t cb = s0 + ((item / (group_tiles * chunk)) % chunks) * chunk + item % chunk;
+          if (cb >= s1) continue;
           const int64_t pt = item / (chunks * group_tiles * chunk), tile = (item / chunk) % group_tiles;
-          products(v, pt, cb, tile, acc);
+          products(v, pt, cb, s0, tile, acc);
           for (int c = 0; c < co_block && cb * co_block + c < g.cout; ++c)
-            std::memcpy(m + pt * m_point + (cb * co_block + c) * lanes + tile * tb, acc + c * tb, sizeof(float) * tb);
+            std::memcpy(m + ((cb - s0) * co_block + c) * m_channel + pt * lanes + tile * tb, acc + c * tb, sizeof(float) * tb);
         }
       });
-      ctx.pool().parallel_for(g.cout, [&](int64_t c0, int64_t c1, int t) {
-        for (int64_t co = c0; co < c1; ++co)
-          transform_output(g, m + co * lanes, m_point, co, blk * block_rows * g.tx, used, bias_data ? bias_data[co] : 0.0f,
-                           y.f32(), per_thread + t * thread_floats);
+      ctx.pool().parallel_for(std::min(g.cout, s1 * co_block) - s0 * co_block, [&](int64_t c0, int64_t c1, int t) {
+        outputs(m + c0 * m_channel, blk, s0 * co_block + c0, s0 * co_block + c1, per_thread + t * thread_floats);
       });
+    };
+    // With U in slices, either each slice transforms the input of every group again or each group makes U again:
+    // whichever repeats less (one group, as wide layers at 12x16x12 and below have, repeats nothing).
+    const int64_t slices = (co_blocks + slice_blocks - 1) / slice_blocks;
+    if (!sliced || (blocks - 1) * g.cout <= (slices - 1) * total_lanes) {
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        transform_group(blk);
+        for (int64_t s0 = 0; s0 < co_blocks; s0 += slice_blocks) {
+          if (sliced) make_u(s0, std::min(co_blocks, s0 + slice_blocks));
+          slice_of_group(blk, s0, std::min(co_blocks, s0 + slice_blocks));
+        }
+      }
+    } else {
+      for (int64_t s0 = 0; s0 < co_blocks; s0 += slice_blocks) {
+        make_u(s0, std::min(co_blocks, s0 + slice_blocks));
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          transform_group(blk);
+          slice_of_group(blk, s0, std::min(co_blocks, s0 + slice_blocks));
+        }
+      }
     }
     return Status::ok();
   }
@@ -454,20 +653,84 @@ Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, cons
     for (int64_t blk = b0; blk < b1; ++blk) {
       transform_block(blk, 0, g.cin, v, work);
       if (bf) pack_points(v, 0, kPoints);
+      if (point_major) {
+        for (int64_t pt = 0; pt < kPoints; ++pt)
+          for (int64_t tile = 0; tile < tiles; ++tile)
+            for (int64_t cb = 0; cb < co_blocks; ++cb) {
+              products(v, pt, cb, 0, tile, acc);
+              for (int c = 0; c < co_block; ++c)
+                std::memcpy(m + (cb * co_block + c) * m_channel + pt * lanes + tile * tb, acc + c * tb, sizeof(float) * tb);
+            }
+        outputs(m, blk, 0, g.cout, work);
+        continue;
+      }
       for (int64_t cb = 0; cb < co_blocks; ++cb) {
-        for (int pt = 0; pt < kPoints; ++pt)
+        for (int64_t pt = 0; pt < kPoints; ++pt)
           for (int64_t tile = 0; tile < tiles; ++tile) {
-            products(v, pt, cb, tile, acc);
+            products(v, pt, cb, 0, tile, acc);
             for (int c = 0; c < co_block; ++c)
-              std::memcpy(m + pt * m_point + c * lanes + tile * tb, acc + c * tb, sizeof(float) * tb);
+              std::memcpy(m + c * m_channel + pt * lanes + tile * tb, acc + c * tb, sizeof(float) * tb);
           }
-        for (int c = 0; c < co_block && cb * co_block + c < g.cout; ++c)
-          transform_output(g, m + c * lanes, m_point, cb * co_block + c, blk * block_rows * g.tx, block_used(blk),
-                           bias_data ? bias_data[cb * co_block + c] : 0.0f, y.f32(), work);
+        outputs(m, blk, cb * co_block, (cb + 1) * co_block, work);
       }
     }
   });
   return Status::ok();
+}
+
+}  // namespace
+
+bool winograd_applies(const Tensor& weight, const Conv3dParams& p) {
+  return weight.shape[2] == 3 && weight.shape[3] == 3 && weight.shape[4] == 3 && p.stride[0] == 1 &&
+         p.stride[1] == 1 && p.stride[2] == 1;
+}
+
+// Measured on the 2-core EPYC (bench/conv3d-algorithms.bench.ts): 2.5-4x faster from 128 channels up,
+// about even at 64, slower at 32 and below, where the transforms cost as much as the products.
+// Below ~64 output tiles (4x5x4 with batch 2: 24) the per-call weight transform outweighs the products it saves
+// (bench/conv3d-algorithms.bench.ts: 128 -> 128 @4x5x4 direct 3.5 ms, Winograd 4.4 ms).
+bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles) { return cin >= 64 && cout >= 64 && tiles >= 64; }
+
+// F(4,3) where F(2,3) pays and
+//  - cin * cout / (cin + cout) >= 40, so the products outweigh the transforms (which cost per channel), or the
+//    volume has at least 256 tiles (rows of 8 or more tiles, where the transforms run on full vectors);
+//  - its point products are at most 60% of F(2,3)'s (output sizes just past a multiple of 4 waste up to 3/4 of an
+//    edge tile per axis);
+//  - and there are at least 64 4x4x4 tiles: fewer fill too little of the micro-kernel's lanes (48 on AVX-512) to
+//    pay for a weight transform 3.4x F(2,3)'s. At 8x10x8 (24 tiles with batch 2) a network layer that keeps U
+//    runs F(4,3) as fast as F(2,3) or up to 30% faster (one thread), but keeping a 14 MB U in each of the default
+//    UNet's seven 128 -> 128 layers there raised the forward's peak RSS from 358 to 430 MiB, above PyTorch's.
+// Measured on the 2-core Intel Sapphire Rapids VM (AVX-512), idle, fp32, batch 2, two threads: a C++ loop calling
+// conv3d() with a layer's PackedConvWeights as a network does (U kept where kKeepUOutputs and kKeepUBytes allow),
+// alternating F(2,3) and F(4,3), median of 15 (left column), of 5 (right) and of 2 (its last three), F(2,3) ->
+// F(4,3) ms:
+//   64 -> 64 @16x20x16 (160 tiles)      6.2 -> 7.5     F(2,3)     128 -> 128 @16x20x16     47.2 -> 22.8   F(4,3)
+//   96 -> 96 @16x20x16                 19.5 -> 14.4    F(4,3)     192 -> 64 @16x20x16      28.5 -> 20.4   F(4,3)
+//   128 -> 64 @16x20x16                28.3 -> 15.4    F(4,3)     64 -> 64 @32x40x32       76.0 -> 49.2   F(4,3)
+//   64 -> 64 @12x16x12 (72 tiles)       5.5 -> 4.6     F(2,3)*    256 -> 128 @8x10x8       11.2 -> 17.4   F(2,3)
+//   128 -> 128 @12x16x12               22.9 -> 12.8    F(4,3)     256 -> 256 @24x32x24      489 -> 219    F(4,3)
+//   128 -> 128 @8x10x8 (24 tiles)       6.5 -> 6.4     F(2,3)     512 -> 512 @12x16x12      260 -> 166    F(4,3)
+//   64 -> 128 @8x10x8                   3.2 -> 3.1     F(2,3)     768 -> 768 @6x8x6 (16)    106 -> 244    F(2,3)
+// (F(4,3)'s U is made every call from 256 input channels up: above kKeepUBytes.) *A miss: F(2,3) runs in phases there (too
+// few blocks), which the rule does not model; one-thread runs had it even (10.1 -> 9.2, 13.2 -> 9.9, 6.7 -> 7.9).
+// Those one-thread runs of the same loop, taken while another job held 1.3 of the cores, and runOp through
+// `node --import=tsx bench/conv3d-algorithms.bench.ts --algs 2,4` (U made every call) ranked the other shapes alike.
+int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16) {
+  int64_t tiles2 = batch, tiles4 = batch;
+  for (int i = 0; i < 3; ++i) {
+    tiles2 *= (out[i] + 1) / 2;
+    tiles4 *= (out[i] + 3) / 4;
+  }
+  if (!winograd_pays(cin, cout, tiles2)) return 0;
+  if (bf16) return 2;
+  const bool products_lead = cin * cout >= 40 * (cin + cout);
+  const bool little_waste = 216 * tiles4 * 10 <= 64 * tiles2 * 6;
+  return (products_lead || tiles4 >= 256) && little_waste && tiles4 >= 64 ? 4 : 2;
+}
+
+Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p,
+                       int tile, Tensor& y) {
+  return tile == 4 ? conv3d_winograd_m<4>(ctx, x, weight, bias, p, y) : conv3d_winograd_m<2>(ctx, x, weight, bias, p, y);
 }
 
 }  // namespace bl

@@ -1,19 +1,25 @@
-// Winograd F(2x2x2, 3x3x3) for stride-1 3x3x3 convolutions (conv3d.cpp chooses it by shape).
+// Winograd F(2x2x2, 3x3x3) and F(4x4x4, 3x3x3) for stride-1 3x3x3 convolutions (conv3d.cpp chooses them by shape).
 #pragma once
 #include "../ops.h"
 
 namespace bl {
 
-// True when the convolution is one F(2,3) computes: 3x3x3 kernel, stride 1 (any padding).
+// True when the convolution is one Winograd computes: 3x3x3 kernel, stride 1 (any padding).
 bool winograd_applies(const Tensor& weight, const Conv3dParams& p);
 
-// Whether Conv3dAlgorithm::Auto takes Winograd for these channel counts and this many 2x2x2 output tiles (all
-// batch items): it needs enough channels for the 3.4x fewer multiplies to outweigh the input and output
-// transforms, which cost per channel, not per pair, and enough tiles to outweigh the weight transform.
+// Whether Conv3dAlgorithm::Auto takes Winograd (F(2,3) at least) for these channel counts and this many 2x2x2
+// output tiles (all batch items): it needs enough channels for the 3.4x fewer multiplies to outweigh the input and
+// output transforms, which cost per channel, not per pair, and enough tiles to outweigh the weight transform.
 bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles);
 
-// Arguments already checked by conv3d(); y is fully written.
+// The output tile size m of the Winograd F(m, 3) Conv3dAlgorithm::Auto takes for a convolution that
+// winograd_applies to: 4, 2, or 0 for none (the direct or gathered convolution). `out` is the output size (D, H, W)
+// per batch item; bf16 products take F(2,3) only.
+int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16);
+
+// F(tile x tile x tile, 3x3x3), tile 2 or 4 (4 computes in fp32 whatever ctx's precision: conv3d() refuses it in
+// bf16). Arguments already checked by conv3d(); y is fully written.
 Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p,
-                       Tensor& y);
+                       int tile, Tensor& y);
 
 }  // namespace bl

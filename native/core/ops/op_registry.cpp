@@ -170,8 +170,8 @@ const std::vector<OpEntry>& registry() {
            for (int i = 0; i < 3; ++i) p.pad_after[i] = p.pad_before[i];
          }
          const int64_t auto_algorithm = 0;
-         int algorithm = 0;  // 0 auto, 1 direct, 2 winograd, 3 gathered (Conv3dAlgorithm)
-         BL_RETURN_IF_ERROR(a.integer("algorithm", &auto_algorithm, 0, 3, &algorithm));
+         int algorithm = 0;  // 0 auto, 1 direct, 2 winograd, 3 gathered, 4 winograd4 (Conv3dAlgorithm)
+         BL_RETURN_IF_ERROR(a.integer("algorithm", &auto_algorithm, 0, 4, &algorithm));
          p.algorithm = static_cast<Conv3dAlgorithm>(algorithm);
          const int64_t default_chunk = 0;
          int chunk_bytes = 0;
