@@ -4,7 +4,8 @@
 #   bash train/evaluate_generator.sh GENERATOR DATA OUT [--samples N] [--requests R] [--per-request K]
 #
 #   1. autoencoder-dice on DATA/heldout/labels (the held-out subjects)         -> OUT/autoencoder-dice.json
-#   2. calibrate: label offsets fitted to DATA/labels (the training maps) on 64 masks, then R conditions x K masks,
+#   2. label-presence: where each label lies in DATA/labels (the training maps)      -> OUT/label-presence.json
+#      calibrate: label offsets fitted to DATA/labels on 64 masks, then R conditions x K masks,
 #      then R targets x K masks through the map (writes both into GENERATOR/generator.json)
 #                                                                                -> OUT/calibration.json
 #   3. generate N pairs with volumes uniform over the training range (PNG montages too) -> OUT/samples/
@@ -34,6 +35,7 @@ PY="${PYTHON:-$ROOT/.venv/bin/python}"
 mkdir -p "$OUT"
 
 "${BL[@]}" autoencoder-dice "$DATA"/heldout/labels/*.nii.gz --generator "$GEN" --json > "$OUT/autoencoder-dice.json"
+"${BL[@]}" label-presence "$GEN" --reference "$DATA/labels" --json > "$OUT/label-presence.json"
 "${BL[@]}" calibrate "$GEN" --label-reference "$DATA/labels" --requests "$REQUESTS" --samples "$PER_REQUEST" --quiet --json > "$OUT/calibration.json"
 RANGE=$("$PY" -c 'import json,sys; lo,hi=json.load(open(sys.argv[1]))["conditioning"]["trainingVentricleMl"]; print(f"{lo:.1f}:{hi:.1f}")' "$GEN/generator.json")
 rm -rf "$OUT/samples"

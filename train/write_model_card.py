@@ -163,7 +163,9 @@ def main() -> int:
     n_per = len(v["rows"][0]["achievedMl"]) if v["rows"] else 0
     w(f"| volume control, Spearman achieved vs requested ({n_req} requests x {n_per}) | >= {BARS['spearman']} | {v['spearman']:.3f} | {yes(v['spearman'] >= BARS['spearman'])} |")
     w(f"| volume control, median relative error | <= {BARS['medianRelativeError']:.0%} | {v['medianRelativeError']:.1%} | {yes(v['medianRelativeError'] <= BARS['medianRelativeError'])} |")
-    w(f"| anatomy: all 33 labels, ventricles inside, left of right ({ev['samples']} samples) | >= {BARS['anatomy']:.0%} | {p['anatomy']:.1%} | {yes(p['anatomy'] >= BARS['anatomy'])} |")
+    rep = ev.get("labelRepair")
+    alone = f" ({rep['anatomyWithoutRepair']:.1%} without the label presence repair)" if rep else ""
+    w(f"| anatomy: all 33 labels, ventricles inside, left of right ({ev['samples']} samples) | >= {BARS['anatomy']:.0%} | {p['anatomy']:.1%}{alone} | {yes(p['anatomy'] >= BARS['anatomy'])} |")
     w(f"| images: mean intensity white matter > cortex > ventricles | all samples | {p['t1Order']:.1%} | {yes(p['t1Order'] == 1)} |")
     w(f"| one labeled pair with the defaults | <= 60 s | {timing['seconds']:.1f} s | {yes(timing['seconds'] <= 60)} |")
     w("")
@@ -175,6 +177,18 @@ def main() -> int:
         w("")
         w("Labels missing from generated masks (label: samples without it): "
           + ", ".join(f"{label}: {n}" for label, n in missing.most_common()) + f" of {ev['samples']}.")
+    lp = gen.get("labelPresence")
+    if lp and rep:
+        grown = Counter(l for r in ev.get("perSample", []) for l in r.get("repairedLabels", []))
+        w("")
+        w(f"Label presence (stored in generator.json; `brain-ldm label-presence` on {lp['referenceMaps']} reference maps): where a "
+          f"generated mask holds fewer than {lp['minFraction']} x a label's mean voxels in those maps, the label is grown inside the "
+          "region the maps have it in (its mean position relative to the brain's centroid, +- their spread), where the mask decoder "
+          "ranks it closest to winning (pipeline/label-presence.ts). The manifest names each sample's repaired labels; "
+          "`brain-ldm generate --no-label-repair` turns it off. It grew labels in "
+          f"{rep['samples']} of {ev['samples']} masks"
+          + (" (label: masks): " + ", ".join(f"{label}: {n}" for label, n in grown.most_common()) if grown else "")
+          + f"; the decoder alone passes the anatomy checks in {rep['anatomyWithoutRepair']:.1%}.")
     lo = gen.get("labelOffsets")
     if lo:
         # Which labels the offsets moved, and by how much: the labels whose mean volume was furthest from the

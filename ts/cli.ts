@@ -6,6 +6,7 @@ import { runNetworkCommand } from './cli/run-network-command.js';
 import { generateCommand } from './cli/generate-command.js';
 import { calibrateCommand } from './cli/calibrate-command.js';
 import { evaluateCommand } from './cli/evaluate-command.js';
+import { labelPresenceCommand } from './cli/label-presence-command.js';
 import { autoencoderDiceCommand } from './cli/autoencoder-dice-command.js';
 import { synthsegImagesCommand } from './cli/synthseg-images-command.js';
 import { prepareLabelsCommand } from './cli/prepare-labels-command.js';
@@ -21,6 +22,7 @@ commands:
   run-network   run a bundle's network on inputs from a safetensors file (brain-ldm run-network --help)
   generate      labeled pairs (image + label map) with the ventricle volume asked for (brain-ldm generate --help)
   calibrate     measure and store the map from requested mL to the model's condition (brain-ldm calibrate --help)
+  label-presence  where each label belongs, from reference maps: generation grows labels a mask lacks (--help)
   evaluate      quality report of a generated folder: anatomy, contrast, volume adherence (brain-ldm evaluate --help)
   autoencoder-dice  Dice of label maps encoded and decoded by a generator's mask autoencoder
   synthseg-images  SynthSeg-style images for label maps (brain-ldm synthseg-images --help)
@@ -44,6 +46,7 @@ export async function main(argv: string[], print: (line: string) => void = conso
     if (first === 'generate') return await generateCommand(rest, print);
     if (first === 'calibrate') return await calibrateCommand(rest, print);
     if (first === 'evaluate') return await evaluateCommand(rest, print);
+    if (first === 'label-presence') return await labelPresenceCommand(rest, print);
     if (first === 'autoencoder-dice') return await autoencoderDiceCommand(rest, print);
     if (first === 'synthseg-images') return await synthsegImagesCommand(rest, print);
     if (first === 'prepare-labels') return await prepareLabelsCommand(rest, print);

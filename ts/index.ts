@@ -58,8 +58,11 @@ export type { Contrast } from './synth/synthseg-priors.js';
 
 // Generators (four bundles + generator.json) and labeled-pair generation
 export { readGenerator, readGeneratorConfig, writeGeneratorConfig, validateGeneratorConfig, generatorGridAffine } from './bundle/generator-bundle.js';
-export type { Generator, GeneratorConfig, VolumeConditioning, VolumeCalibration } from './bundle/generator-bundle.js';
+export type { Generator, GeneratorConfig, VolumeConditioning, VolumeCalibration, LabelPresence } from './bundle/generator-bundle.js';
 export { LabeledPairGenerator } from './pipeline/labeled-pair-generator.js';
+export type { GeneratedMask, MaskRequest } from './pipeline/labeled-pair-generator.js';
+export { measureLabelPresence, ensureLabelPresence } from './pipeline/label-presence.js';
+export type { LabelPresenceStats, LabelRepair } from './pipeline/label-presence.js';
 export { generateDataset, measureLabelMap } from './pipeline/generate-dataset.js';
 export type { GenerateDatasetOptions, GeneratedSample, ManifestRecord, VolumeRequest, GenerateEvent } from './pipeline/generate-dataset.js';
 export { conditionForVolumeMl, fitVolumeCalibration } from './pipeline/volume-condition.js';

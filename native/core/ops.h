@@ -14,7 +14,7 @@ namespace bl {
 
 // Direct: the flat-tap micro-kernel (any kernel, stride, padding). Winograd: F(2x2x2, 3x3x3), 3x3x3
 // stride 1 only (ops/conv3d_winograd.cpp). Gathered: every output of every batch item one lane of a gathered input,
-// one matrix product (small volumes; fp32 only). Winograd4: F(4x4x4, 3x3x3), 3x3x3 stride 1, fp32 only. Auto:
+// one matrix product (small volumes; fp32 only). Winograd4: F(4x4x4, 3x3x3), 3x3x3 stride 1, in fp32 also in a bf16 context. Auto:
 // Winograd (F(4,3) or F(2,3), winograd_tile) where it applies and pays, else gathered where the flat layout would be
 // mostly margin, else direct.
 enum class Conv3dAlgorithm { Auto = 0, Direct = 1, Winograd = 2, Gathered = 3, Winograd4 = 4 };

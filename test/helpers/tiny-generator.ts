@@ -4,13 +4,14 @@
  * labeled pair takes well under a second.
  */
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backend } from '../../ts/backend/types.js';
 import { writeGeneratorConfig, type GeneratorConfig } from '../../ts/bundle/generator-bundle.js';
 import { writeBundle, type BundleConfig, type NetworkSpec } from '../../ts/bundle/model-bundle.js';
 import { SYNTHSEG_LABELS, VENTRICLE_LABELS } from '../../ts/labels/synthseg-labels.js';
 import { randomNetworkWeights } from '../../ts/nets/random-weights.js';
+import { captureCli } from './capture-cli.js';
 
 const DDPM = { _target_: 'monai.networks.schedulers.DDPMScheduler', num_train_timesteps: 1000, schedule: 'scaled_linear_beta', beta_start: 0.0015, beta_end: 0.0205, clip_sample: false };
 
@@ -56,6 +57,7 @@ export function tinyGeneratorConfig(): GeneratorConfig {
     defaults: { guidanceScale: 3, solver: 'dpm-solver++', steps: 4 },
     calibration: null,
     labelOffsets: null,
+    labelPresence: null,
   };
 }
 
@@ -74,4 +76,19 @@ export async function writeTinyGenerator(backend: Backend, dir: string, seed = 1
     await writeBundle(join(dir, name), { config, weights });
   }
   await writeGeneratorConfig(dir, tinyGeneratorConfig());
+}
+
+/**
+ * Reference label maps of the generator's own kind: `brain-ldm generate gen --out work/name-samples ...generateArgs` on
+ * the native backend, its label maps copied into work/name (returned). Calibration tests fit to them: a random
+ * decoder pushed toward another model's label volumes loses its ventricles.
+ */
+export async function tinyReferenceMaps(gen: string, work: string, name: string, generateArgs: string[]): Promise<string> {
+  const samples = join(work, `${name}-samples`);
+  const made = await captureCli(['generate', gen, '--out', samples, ...generateArgs, '--quiet', '--backend', 'native']);
+  if (made.code !== 0) throw new Error(`tinyReferenceMaps: generate failed: ${made.err}`);
+  const dir = join(work, name);
+  await mkdir(dir);
+  for (const f of (await readdir(samples)).filter((f) => f.endsWith('_labels.nii.gz'))) await copyFile(join(samples, f), join(dir, f));
+  return dir;
 }

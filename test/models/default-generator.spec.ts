@@ -14,7 +14,12 @@ import { captureCli } from '../helpers/capture-cli.js';
 import { loadBackend } from '../../ts/backend/select.js';
 import { readGenerator } from '../../ts/bundle/generator-bundle.js';
 import { SYNTHSEG_LABELS } from '../../ts/labels/synthseg-labels.js';
-import { checkContrast } from '../../ts/metrics/anatomy-checks.js';
+import { checkAnatomy, checkContrast } from '../../ts/metrics/anatomy-checks.js';
+import { parseVolumeDistribution } from '../../ts/export/volume-distribution.js';
+import { LabeledPairGenerator } from '../../ts/pipeline/labeled-pair-generator.js';
+import { conditionForVolumeMl } from '../../ts/pipeline/volume-condition.js';
+import { tensorToVolumeOrder } from '../../ts/labels/voxel-order.js';
+import { generatorGridAffine } from '../../ts/bundle/generator-bundle.js';
 import { generateDataset, type GeneratedSample } from '../../ts/pipeline/generate-dataset.js';
 import { DEFAULT_GENERATOR } from '../../ts/cli/generate-command.js';
 import { loadNativeAddon } from '../../ts/backend/native-binding.js';
@@ -56,6 +61,44 @@ test('models/default carries label offsets fitted to the training maps: small st
     const c = config.labels.indexOf(l);
     t.true(lo!.meanVoxelsAfter[c] > 2 * lo!.meanVoxelsBefore[c], `label ${l}: ${lo!.meanVoxelsBefore[c]} -> ${lo!.meanVoxelsAfter[c]} voxels per mask`);
   }
+});
+
+// Samples of MODEL_CARD.md's anatomy run (generate --volume-dist uniform:14.1:285.3 --seed 1) whose decoded masks lack
+// a label: 12 and 37 the right accumbens (58), 44 the right inferior lateral ventricle (44), 47 both.
+test('models/default carries label presence: masks the decoder leaves a label out of get it back, on its side', async (t) => {
+  const g = await readGenerator(dir);
+  const presence = g.config.labelPresence;
+  t.truthy(presence, 'generator.json has labelPresence (brain-ldm label-presence)');
+  t.is(presence!.referenceMaps, 16);
+  const { labels, grid } = g.config;
+  const affine = generatorGridAffine(grid);
+  const dist = parseVolumeDistribution('uniform:14.1:285.3');
+  const backend = await loadBackend({});
+  const pairs = await LabeledPairGenerator.create(backend, g);
+  let missing = 0;
+  try {
+    for (const index of [12, 37, 44, 47]) {
+      const { condition } = conditionForVolumeMl(dist.draw(index, 1), g.config.conditioning, g.config.calibration);
+      const req = { seed: 1, sampleIndex: index, condition, guidanceScale: 3, solver: 'dpm-solver++' as const, steps: 20 };
+      const { labels: mask, repair } = await pairs.generateMaskWithRepair(req);
+      const plain = (await pairs.generateMaskWithRepair({ ...req, repairLabels: false })).labels;
+      t.truthy(repair);
+      missing += repair!.missing.length;
+      for (const l of repair!.missing) t.false(plain.includes(l), `sample ${index}: label ${l} is missing before the repair`);
+      const counts = new Map<number, number>();
+      for (const v of mask) counts.set(v, (counts.get(v) ?? 0) + 1);
+      labels.forEach((l, c) => {
+        if (presence!.offsetMm[c]) t.true((counts.get(l) ?? 0) >= presence!.minVoxels[c], `sample ${index}: label ${l} holds ${counts.get(l) ?? 0} voxels, minimum ${presence!.minVoxels[c]}`);
+      });
+      const report = checkAnatomy({ data: tensorToVolumeOrder(mask, grid.shape), shape: [...grid.shape], affine });
+      t.true(report.allLabelsPresent, `sample ${index}: missing ${report.missingLabels}`);
+      t.true(report.leftOfRight, `sample ${index}: ${JSON.stringify(report.leftRightViolations)}`);
+    }
+  } finally {
+    await pairs.dispose();
+    await backend.dispose();
+  }
+  t.true(missing > 0, 'the decoder left labels out of these samples, as in the anatomy run');
 });
 
 test('models/default: a larger ventricle request gives larger ventricles, SynthSeg labels and a T1 image', async (t) => {

@@ -4,7 +4,7 @@
  * fixed channels stay at 0, and `brain-ldm calibrate --label-reference` must store offsets that `generate` applies.
  */
 import test from 'ava';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBackend } from '../../ts/backend/select.js';
@@ -16,7 +16,7 @@ import { LabelCandidates, OFFSET_BOUND, fitLabelOffsets } from '../../ts/pipelin
 import { LabeledPairGenerator, argmaxLabels } from '../../ts/pipeline/labeled-pair-generator.js';
 import { seededRandom } from '../../ts/random/seeded-random.js';
 import { captureCli as cli } from '../helpers/capture-cli.js';
-import { tinyGeneratorConfig, writeTinyGenerator } from '../helpers/tiny-generator.js';
+import { tinyGeneratorConfig, tinyReferenceMaps, writeTinyGenerator } from '../helpers/tiny-generator.js';
 
 const work = mkdtempSync(join(tmpdir(), 'brain-ldm-label-offsets-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
@@ -113,14 +113,8 @@ test.serial('calibrate --label-reference stores offsets that generate applies', 
   await writeTinyGenerator(backend, gen);
   const config = tinyGeneratorConfig();
   const [d, h, w] = config.grid.shape;
-  // Reference maps: the random model's own masks from other seeds. Targets of its own kind keep its ventricles (a
-  // random decoder pushed toward arbitrary label volumes loses them, and the volume sweep after the fit needs them).
-  const refOut = join(work, 'reference-samples');
-  const made = await cli(['generate', gen, '--out', refOut, '--count', '4', '--volume-dist', 'uniform:20:120', '--seed', '7', '--quiet', '--backend', 'native']);
-  t.is(made.code, 0, made.err);
-  const refDir = join(work, 'reference');
-  mkdirSync(refDir);
-  for (const f of readdirSync(refOut).filter((f) => f.endsWith('_labels.nii.gz'))) copyFileSync(join(refOut, f), join(refDir, f));
+  // Reference maps: the random model's own masks from other seeds (the volume sweep after the fit needs its ventricles).
+  const refDir = await tinyReferenceMaps(gen, work, 'reference', ['--count', '4', '--volume-dist', 'uniform:20:120', '--seed', '7']);
   const args = ['calibrate', gen, '--label-reference', refDir, '--label-masks', '3', '--requests', '6', '--samples', '2', '--no-verify', '--quiet', '--backend', 'native'];
   const r = await cli(args);
   t.is(r.code, 0, r.err);

@@ -22,13 +22,17 @@
  *                             "samplesPerRequest", "seed", "date", "verification": {...} | null },
  *     "labelOffsets": null | { "offsets": [one per label], "referenceMaps", "targetVoxels": [...], "fittedMasks",
  *                              "guidanceScale", "solver", "steps", "seed", "date",
- *                              "meanVoxelsBefore": [...], "meanVoxelsAfter": [...] } }
+ *                              "meanVoxelsBefore": [...], "meanVoxelsAfter": [...] },
+ *     "labelPresence": null | { "minVoxels": [one per label], "offsetMm": [[3] or null per label],
+ *                               "radiusMm": [[3] per label], "minFraction", "referenceMaps", "date" } }
  *
  * The condition is the thesis' (MONAI-COMPAT.md 1.2): ventricle volume over intracranial volume, min-max
  * normalised over the training set with ratioMin/ratioMax. A request in mL becomes a ratio through referenceIcvMl
  * (the training set's median ICV), unless `brain-ldm calibrate` has measured a map from mL to condition.
  * labelOffsets (optional; `brain-ldm calibrate --label-reference`) are added to the mask decoder's logits before the
- * argmax (pipeline/label-offsets.ts); absent or null: plain argmax.
+ * argmax (pipeline/label-offsets.ts); absent or null: plain argmax. labelPresence (optional; `brain-ldm calibrate
+ * --presence-reference`, or with --label-reference) grows a label that a generated mask holds too few voxels of,
+ * where the reference maps have it (pipeline/label-presence.ts); absent or null: masks as decoded.
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
@@ -38,6 +42,7 @@ import type { Affine } from '../io/nifti.js';
 import { axcodesToOrientation } from '../labels/label-volume.js';
 import { SCHEDULER_TYPES, type SchedulerType } from '../schedulers/index.js';
 import { GUIDANCE_ORDERS, type GuidanceOrder, type NullContextSpec } from '../pipeline/guidance.js';
+import type { LabelPresenceStats } from '../pipeline/label-presence.js';
 import { JsonChecker, type JsonObject } from './json-checker.js';
 import { readBundle, type ModelBundle, type NetworkClass } from './model-bundle.js';
 
@@ -118,6 +123,13 @@ export interface LabelOffsets {
   meanVoxelsAfter: number[];
 }
 
+/** Where each label belongs and its minimum size (pipeline/label-presence.ts), and the maps they were measured on. */
+export interface LabelPresence extends LabelPresenceStats {
+  minFraction: number;
+  referenceMaps: number;
+  date: string;
+}
+
 export interface GeneratorConfig {
   format: typeof GENERATOR_FORMAT;
   version: typeof GENERATOR_VERSION;
@@ -129,6 +141,7 @@ export interface GeneratorConfig {
   defaults: GeneratorDefaults;
   calibration: VolumeCalibration | null;
   labelOffsets: LabelOffsets | null;
+  labelPresence: LabelPresence | null;
 }
 
 export interface Generator {
@@ -236,11 +249,45 @@ function validateLabelOffsets(c: JsonChecker, raw: unknown, path: string, labelC
   };
 }
 
+function validateLabelPresence(c: JsonChecker, raw: unknown, path: string, labelCount: number): LabelPresence | null {
+  if (raw === undefined || raw === null) return null;
+  const o = c.object(raw, path);
+  c.only(o, path, ['minVoxels', 'offsetMm', 'radiusMm', 'minFraction', 'referenceMaps', 'date']);
+  const perLabel = (key: string) => {
+    const v = o[key];
+    if (!Array.isArray(v) || v.length !== labelCount) c.fail(`${path}.${key}`, `an array of ${labelCount} entries (one per entry of labels)`, v);
+    return v as unknown[];
+  };
+  const minVoxels = perLabel('minVoxels').map((x, i) => {
+    if (!Number.isSafeInteger(x) || (x as number) < 0) c.fail(`${path}.minVoxels[${i}]`, 'a non-negative integer', x);
+    return x as number;
+  });
+  const offsetMm = perLabel('offsetMm').map((x, i): [number, number, number] | null => {
+    if (x === null) return null;
+    if (!Array.isArray(x) || x.length !== 3) c.fail(`${path}.offsetMm[${i}]`, 'null or [3 numbers] (mm per grid axis)', x);
+    return (x as unknown[]).map((y, k) => c.finite(y, `${path}.offsetMm[${i}][${k}]`)) as [number, number, number];
+  });
+  const radiusMm = perLabel('radiusMm').map((x, i): [number, number, number] => {
+    if (!Array.isArray(x) || x.length !== 3) c.fail(`${path}.radiusMm[${i}]`, '[3 radii] (mm per grid axis)', x);
+    return (x as unknown[]).map((y, k) => {
+      const r = c.finite(y, `${path}.radiusMm[${i}][${k}]`);
+      // A label with a position needs a region with room in it.
+      if (offsetMm[i] === null ? r < 0 : !(r > 0)) c.fail(`${path}.radiusMm[${i}][${k}]`, offsetMm[i] === null ? 'a radius >= 0 (mm)' : 'a radius > 0 (mm)', y, RangeError);
+      return r;
+    }) as [number, number, number];
+  });
+  const minFraction = c.finite(o.minFraction, `${path}.minFraction`);
+  if (!(minFraction > 0 && minFraction <= 1)) c.fail(`${path}.minFraction`, 'a fraction in (0, 1]', o.minFraction, RangeError);
+  if (!Number.isSafeInteger(o.referenceMaps) || (o.referenceMaps as number) < 1) c.fail(`${path}.referenceMaps`, 'a positive integer', o.referenceMaps);
+  if (typeof o.date !== 'string' || Number.isNaN(Date.parse(o.date))) c.fail(`${path}.date`, 'an ISO 8601 date-time', o.date);
+  return { minVoxels, offsetMm, radiusMm, minFraction, referenceMaps: o.referenceMaps as number, date: o.date as string };
+}
+
 /** Validates a parsed generator.json; `file` names it in errors. Returns a normalised copy. */
 export function validateGeneratorConfig(raw: unknown, file = GENERATOR_JSON): GeneratorConfig {
   const c = new JsonChecker(file);
   const o = c.object(raw, '(top level)');
-  c.only(o, '', ['format', 'version', 'grid', 'labels', 'mask', 'image', 'conditioning', 'defaults', 'calibration'], ['labelOffsets']);
+  c.only(o, '', ['format', 'version', 'grid', 'labels', 'mask', 'image', 'conditioning', 'defaults', 'calibration'], ['labelOffsets', 'labelPresence']);
   if (o.format !== GENERATOR_FORMAT) c.fail('format', `"${GENERATOR_FORMAT}"`, o.format);
   if (o.version !== GENERATOR_VERSION) c.fail('version', `${GENERATOR_VERSION} (this brain-ldm reads version ${GENERATOR_VERSION} generators)`, o.version, RangeError);
 
@@ -306,6 +353,7 @@ export function validateGeneratorConfig(raw: unknown, file = GENERATOR_JSON): Ge
     defaults: { guidanceScale, solver: validateSolver(c, d.solver, 'defaults.solver'), steps: validateSteps(c, d.steps, 'defaults.steps') },
     calibration: validateCalibration(c, o.calibration, 'calibration'),
     labelOffsets: validateLabelOffsets(c, o.labelOffsets, 'labelOffsets', labels.length),
+    labelPresence: validateLabelPresence(c, o.labelPresence, 'labelPresence', labels.length),
   };
 }
 
@@ -388,13 +436,16 @@ export async function readGenerator(dir: string): Promise<Generator> {
 
 /**
  * What identifies a generator's networks and settings independently of where it lies: sha256 over generator.json
- * without its calibration and the four bundles' weight hashes (provenance.sha256). Label offsets count (they change
- * the label maps of the same sample); a generator without them hashes as it did before they existed. Output folders record it so a
+ * without its calibration and the four bundles' weight hashes (provenance.sha256). Label offsets and label presence
+ * count (they change the label maps of the same sample); a generator without them hashes as it did before they existed. Output folders record it so a
  * resumed run is the same run.
  */
 export function generatorFingerprint(g: Generator): string {
-  const { calibration: _calibration, labelOffsets, ...rest } = g.config;
-  const config = labelOffsets ? { ...rest, labelOffsets: labelOffsets.offsets } : rest;
+  const { calibration: _calibration, labelOffsets, labelPresence, ...rest } = g.config;
+  const config = {
+    ...rest, ...(labelOffsets ? { labelOffsets: labelOffsets.offsets } : {}),
+    ...(labelPresence ? { labelPresence: [labelPresence.minVoxels, labelPresence.offsetMm, labelPresence.radiusMm] } : {}),
+  };
   const hash = createHash('sha256').update(JSON.stringify(config));
   for (const b of [g.maskAutoencoder, g.maskUnet, g.imageAutoencoder, g.imageUnet]) hash.update(b.config.provenance.sha256).update(JSON.stringify(b.config.network));
   return hash.digest('hex');

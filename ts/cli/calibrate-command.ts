@@ -2,14 +2,13 @@
  * `brain-ldm calibrate`: measure achieved ventricle volume against the condition, store the monotone map from mL to
  * condition in generator.json, and report how close requests then land.
  */
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadBackend } from '../backend/select.js';
 import { readGenerator, writeGeneratorConfig } from '../bundle/generator-bundle.js';
 import { DEFAULT_LABEL_MASKS, calibrateLabels, meanLabelVoxels } from '../pipeline/calibrate-labels.js';
 import { calibrateVolume } from '../pipeline/calibrate-volume.js';
-import { readLabelVolume } from '../labels/label-volume.js';
+import { readReferenceMaps } from '../labels/reference-maps.js';
 import { SCHEDULER_TYPES, type SchedulerType } from '../schedulers/index.js';
 import { BACKEND_OPTIONS, BACKEND_USAGE, UsageError, backendOptions, isUsageError, nonNegativeInt, numberOption, positiveInt } from './cli-args.js';
 import { DEFAULT_GENERATOR } from './generate-command.js';
@@ -81,7 +80,7 @@ export async function calibrateCommand(argv: string[], print: (line: string) => 
   const guidanceScale = numberOption('guidance', values.guidance, () => true, '') ?? generator.config.defaults.guidanceScale;
   if (generator.config.conditioning.nullContext === null && guidanceScale !== 1)
     throw new Error(`--guidance ${guidanceScale}: ${join(dir, 'generator.json')} has no unconditional path (conditioning.nullContext is null); only guidance 1 works`);
-  const reference = values['label-reference'] === undefined ? null : await readReferenceMaps(values['label-reference'], generator.config.grid.shape, generator.config.labels);
+  const reference = values['label-reference'] === undefined ? null : await readLabelTargets(values['label-reference'], generator.config.grid.shape, generator.config.labels);
   const backend = await loadBackend(backendOptions(values));
   let bar: ProgressBar | null = null;
   let phase = '';
@@ -151,19 +150,7 @@ export async function calibrateCommand(argv: string[], print: (line: string) => 
 }
 
 /** The reference maps' mean voxels per label; every map must lie on the generator's grid and hold only its labels. */
-async function readReferenceMaps(dir: string, shape: readonly number[], labels: readonly number[]): Promise<{ maps: number; targetVoxels: number[] }> {
-  const entries = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new RangeError(`--label-reference ${dir}: not a directory`);
-    throw e;
-  });
-  const files = entries.filter((f) => f.endsWith('.nii.gz') || f.endsWith('.nii')).sort().map((f) => join(dir, f));
-  if (files.length === 0) throw new RangeError(`--label-reference ${dir}: no label maps (*.nii.gz, *.nii) in it`);
-  const maps: ArrayLike<number>[] = [];
-  for (const file of files) {
-    const v = await readLabelVolume(file);
-    if (v.shape.some((d, i) => d !== shape[i]))
-      throw new RangeError(`${file}: shape [${v.shape.join(', ')}] is not the generator's grid [${shape.join(', ')}] (prepare it with brain-ldm prepare-labels)`);
-    maps.push(v.data);
-  }
+async function readLabelTargets(dir: string, shape: readonly number[], labels: readonly number[]): Promise<{ maps: number; targetVoxels: number[] }> {
+  const { files, maps } = await readReferenceMaps(dir, shape, '--label-reference');
   return { maps: maps.length, targetVoxels: meanLabelVoxels(maps, labels, files) };
 }

@@ -34,6 +34,8 @@ export async function evaluateCommand(argv: string[], print: (line: string) => v
   const p = report.pass;
   print(`${report.samples} samples in ${parsed.positionals[0]}`);
   print(`  all labels ${pct(p.allLabelsPresent)}, ventricles inside ${pct(p.ventriclesInsideBrain)}, left of right ${pct(p.leftOfRight)}; all three ${pct(p.anatomy)}`);
+  if (report.labelRepair)
+    print(`  label presence repair grew labels in ${report.labelRepair.samples} of ${report.samples} masks; all three counting the labels the decoder left out ${pct(report.labelRepair.anatomyWithoutRepair)}`);
   print(`  T1 contrast (white matter > cortex > ventricles) ${pct(p.t1Order)}`);
   if (report.volume) {
     const v = report.volume;

@@ -33,6 +33,8 @@ options:
   --guidance <w>            classifier-free guidance scale (default: the generator's; 1 = no guidance)
   --solver <name>           ${SCHEDULER_TYPES.join(', ')} (default: the generator's)
   --steps <n>               solver steps per stage (default: the generator's)
+  --no-label-repair         keep masks as decoded: do not grow labels a mask holds too few voxels of (where the
+                            generator has labelPresence; the manifest names each sample's repaired labels)
   --shard <i/n>             make only samples with index % n == i (many machines, one folder)
   --nnunet <DatasetNNN_Name>  also write an nnU-Net v2 raw dataset in <out>/DatasetNNN_Name
   --nnunet-task <task>      synthseg (33 classes, 0..32; default) or ventricles (binary)
@@ -57,7 +59,7 @@ const parse = (argv: string[]) => parseArgs({
     out: { type: 'string' }, count: { type: 'string' }, seed: { type: 'string' },
     'ventricle-volume': { type: 'string' }, 'volume-dist': { type: 'string' }, condition: { type: 'string' },
     guidance: { type: 'string' }, solver: { type: 'string' }, steps: { type: 'string' }, shard: { type: 'string' },
-    nnunet: { type: 'string' }, 'nnunet-task': { type: 'string' }, png: { type: 'boolean' },
+    nnunet: { type: 'string' }, 'nnunet-task': { type: 'string' }, png: { type: 'boolean' }, 'no-label-repair': { type: 'boolean' },
     quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...BACKEND_OPTIONS,
   },
 });
@@ -119,7 +121,8 @@ export async function generateCommand(argv: string[], print: (line: string) => v
   for await (const sample of generateDataset({
     generator, out: values.out, count: positiveInt('count', values.count) ?? 1, seed: nonNegativeInt('seed', values.seed) ?? 0, volume: volume!,
     guidanceScale: numberOption('guidance', values.guidance, () => true, ''), solver: values.solver as SchedulerType | undefined,
-    steps: positiveInt('steps', values.steps), shard, nnunet, png: values.png ?? false, backendOptions: backendOptions(values),
+    steps: positiveInt('steps', values.steps), repairLabels: !values['no-label-repair'], shard, nnunet, png: values.png ?? false,
+    backendOptions: backendOptions(values),
     onEvent: (e) => {
       if (e.type === 'warning') {
         if (bar) bar.note(`warning: ${e.message}`);

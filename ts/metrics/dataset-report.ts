@@ -15,12 +15,20 @@ export interface SampleReport {
   contrast: ContrastReport;
   requestedMl: number | null;
   achievedMl: number;
+  /** Label values the label presence repair grew in this mask, and those the decoder had left out (empty: none, or no repair ran). */
+  repairedLabels: number[];
+  missingBeforeRepair: number[];
 }
 
 export interface DatasetReport {
   samples: number;
   /** Fractions of samples passing each check; `anatomy` = all labels, ventricles inside and left of right together. */
   pass: { allLabelsPresent: number; ventriclesInsideBrain: number; leftOfRight: number; anatomy: number; t1Order: number };
+  /**
+   * Samples whose mask had labels grown by the label presence repair, and the anatomy pass rate with a label the
+   * decoder left out counted as missing (the other two checks are of the repaired masks): the mask decoder alone.
+   */
+  labelRepair: { samples: number; anatomyWithoutRepair: number } | null;
   volume: { requests: number; spearman: number; medianRelativeError: number; meanAbsoluteErrorMl: number } | null;
   perSample: SampleReport[];
 }
@@ -35,9 +43,12 @@ export async function reportGeneratedFolder(out: string): Promise<DatasetReport>
     const img = await readNifti(join(out, r.files!.image));
     if (!(img.data instanceof Float32Array)) throw new TypeError(`${join(out, r.files!.image)}: expected a float32 image`);
     const image: Volume<Float32Array> = { data: img.data, shape: labels.shape, affine: labels.affine };
-    perSample.push({ index: r.index, anatomy: checkAnatomy(labels), contrast: checkContrast(image, labels), requestedMl: r.requested.ventricleMl, achievedMl: r.achieved.ventricleMl });
+    perSample.push({ index: r.index, anatomy: checkAnatomy(labels), contrast: checkContrast(image, labels), requestedMl: r.requested.ventricleMl, achievedMl: r.achieved.ventricleMl,
+      repairedLabels: r.labelRepair?.labels ?? [], missingBeforeRepair: r.labelRepair?.missing ?? [] });
   }
   const frac = (f: (s: SampleReport) => boolean) => perSample.filter(f).length / perSample.length;
+  const anatomyPasses = (s: SampleReport) => s.anatomy.allLabelsPresent && s.anatomy.ventriclesInsideBrain && s.anatomy.leftOfRight;
+  const repaired = records.some((r) => r.labelRepair != null);
   const requested = perSample.filter((s) => s.requestedMl !== null);
   const volume = requested.length >= 2 ? {
     requests: requested.length,
@@ -51,9 +62,13 @@ export async function reportGeneratedFolder(out: string): Promise<DatasetReport>
       allLabelsPresent: frac((s) => s.anatomy.allLabelsPresent),
       ventriclesInsideBrain: frac((s) => s.anatomy.ventriclesInsideBrain),
       leftOfRight: frac((s) => s.anatomy.leftOfRight),
-      anatomy: frac((s) => s.anatomy.allLabelsPresent && s.anatomy.ventriclesInsideBrain && s.anatomy.leftOfRight),
+      anatomy: frac(anatomyPasses),
       t1Order: frac((s) => s.contrast.t1Order),
     },
+    labelRepair: repaired ? {
+      samples: perSample.filter((s) => s.repairedLabels.length > 0).length,
+      anatomyWithoutRepair: frac((s) => anatomyPasses(s) && s.missingBeforeRepair.length === 0),
+    } : null,
     volume,
     perSample,
   };

@@ -49,6 +49,8 @@ export interface GenerateDatasetOptions {
   guidanceScale?: number;
   solver?: SchedulerType;
   steps?: number;
+  /** Grow labels a mask holds too few voxels of where they belong (default true; only where the generator has labelPresence). */
+  repairLabels?: boolean;
   /** Output folder; without one, samples are only yielded (no files, no resume). */
   out?: string;
   /** This process makes the samples i with i % count === index. */
@@ -74,6 +76,9 @@ export interface ManifestRecord {
   achieved: { ventricleMl: number; ventricleMlByLabel: Record<string, number>; icvMl: number; ventricleIcvRatio: number };
   files: { image: string; labels: string; png?: string; nnunetImage?: string; nnunetLabels?: string } | null;
   settings: { guidanceScale: number; solver: SchedulerType; steps: number };
+  /** Labels the label presence repair grew in this mask (label-presence.ts), those the decoder left out entirely, and
+   * voxels relabelled; null: no repair ran. */
+  labelRepair?: { labels: number[]; missing: number[]; voxels: number } | null;
   seconds: { mask: number; image: number; total: number };
   backend: string;
 }
@@ -224,6 +229,8 @@ export async function* generateDataset(options: GenerateDatasetOptions): AsyncGe
   const generator = typeof options.generator === 'string' ? await readGenerator(options.generator) : options.generator;
   const { guidanceScale, solver, steps } = resolveSettings(options, generator);
   const cfg = generator.config;
+  const repairLabels = options.repairLabels ?? true;
+  if (typeof repairLabels !== 'boolean') fail('repairLabels', 'true or false', repairLabels);
   const cal = cfg.calibration;
   if (cal && options.volume.kind !== 'condition' && (cal.guidanceScale !== guidanceScale || cal.solver !== solver || cal.steps !== steps))
     emit({ type: 'warning', message: `the generator's volume calibration was measured with guidance ${cal.guidanceScale}, ${cal.solver} ${cal.steps} steps; this run uses guidance ${guidanceScale}, ${solver} ${steps} steps, so volumes may land less accurately (run brain-ldm calibrate with these settings)` });
@@ -258,6 +265,8 @@ export async function* generateDataset(options: GenerateDatasetOptions): AsyncGe
         // bf16 samples differ from fp32 ones by ~1e-2: one folder holds one precision. Only named when bf16,
         // so folders written before the option existed still resume.
         ...(backend.info().precision === 'bf16' ? { precision: 'bf16' } : {}),
+        // Likewise only named when off, and only where there is something to turn off.
+        ...(cfg.labelPresence && !repairLabels ? { labelRepair: false } : {}),
       });
       finished = await readManifestRecords(out, ownManifest);
       if (options.png) await mkdir(join(out, 'png'), { recursive: true });
@@ -288,7 +297,8 @@ export async function* generateDataset(options: GenerateDatasetOptions): AsyncGe
         warned.add(what);
       }
       const onStep = (e: { stage: PairStage; stepIndex: number; totalSteps: number }) => emit({ type: 'step', index, ...e });
-      const labelsTensor = await pairs.generateMask({ seed: options.seed, sampleIndex: index, condition: resolved.condition, guidanceScale, solver, steps, onStep });
+      const mask = await pairs.generateMaskWithRepair({ seed: options.seed, sampleIndex: index, condition: resolved.condition, guidanceScale, solver, steps, repairLabels, onStep });
+      const labelsTensor = mask.labels;
       const t1 = performance.now();
       const imageTensor = await pairs.generateImage({ seed: options.seed, sampleIndex: index, labels: labelsTensor, solver, steps, onStep });
       const t2 = performance.now();
@@ -301,6 +311,7 @@ export async function* generateDataset(options: GenerateDatasetOptions): AsyncGe
         achieved: measureLabelMap(labels, cfg.conditioning.ventricleLabels),
         files: null,
         settings: { guidanceScale, solver, steps },
+        labelRepair: mask.repair,
         seconds: { mask: round((t1 - t0) / 1000, 3), image: round((t2 - t1) / 1000, 3), total: 0 },
         backend: backend.name,
       };

@@ -3,7 +3,8 @@
  *
  *   mask stage : noise [1, 3, d, h, w] -> solver steps of the mask UNet, context [condition, 1] under CFG
  *                -> / scaleFactor -> mask decoder -> logits [1, L, D, H, W] (+ the generator's label offsets, if any)
- *                -> argmax -> label values
+ *                -> argmax -> label values (a label the mask holds too few voxels of grown where it belongs, when the
+ *                generator has label presence statistics: label-presence.ts)
  *   image stage: one-hot(labels) -> solver steps of the SPADE UNet (seg = one-hot) -> / scaleFactor
  *                -> SPADE decoder(z, seg) -> image, clipped to [0, 1]
  *
@@ -19,6 +20,7 @@ import { gaussianNoise } from '../random/noise.js';
 import { seededRandom } from '../random/seeded-random.js';
 import { createScheduler, schedulerConfigFromMonai, type SchedulerType } from '../schedulers/index.js';
 import { nullContext } from './guidance.js';
+import { ensureLabelPresence, type LabelRepair } from './label-presence.js';
 import { sampleLatent } from './sample-latent.js';
 
 export type PairStage = 'mask' | 'image';
@@ -40,7 +42,16 @@ export interface MaskRequest extends SamplingSettings {
   /** The model's condition (normalised ventricle/ICV ratio). */
   condition: number;
   guidanceScale: number;
+  /** Grow labels the mask holds too few voxels of (default: true where the generator has labelPresence). */
+  repairLabels?: boolean;
   onStep?: (e: PairStepEvent) => void | Promise<void>;
+}
+
+/** A generated mask and the labels grown in it: label values, those of them the decoder left out entirely, voxels
+ * relabelled (null: no repair ran). */
+export interface GeneratedMask {
+  labels: Uint8Array;
+  repair: { labels: number[]; missing: number[]; voxels: number } | null;
 }
 
 export interface ImageRequest extends SamplingSettings {
@@ -76,7 +87,17 @@ function unscale(latent: Float32Array, scaleFactor: number): Float32Array {
  * (one per channel) the argmax is of logit + offset, summed as label-offsets.ts sums them when fitting.
  */
 export function argmaxLabels(logits: Float32Array, labels: readonly number[], voxels: number, offsets?: readonly number[] | null): Uint8Array {
-  const L = labels.length;
+  return channelsToLabels(argmaxChannels(logits, labels.length, voxels, offsets), labels);
+}
+
+function channelsToLabels(index: Uint8Array, labels: readonly number[]): Uint8Array {
+  const out = new Uint8Array(index.length);
+  for (let v = 0; v < index.length; v++) out[v] = labels[index[v]];
+  return out;
+}
+
+/** The channel index argmaxLabels picks per voxel. */
+export function argmaxChannels(logits: Float32Array, L: number, voxels: number, offsets?: readonly number[] | null): Uint8Array {
   if (logits.length !== L * voxels) throw new RangeError(`argmaxLabels: logits have ${logits.length} elements, expected ${L} x ${voxels}`);
   if (offsets && offsets.length !== L) throw new RangeError(`argmaxLabels: expected ${L} offsets (one per label), got ${offsets.length}`);
   const index = new Uint8Array(voxels);
@@ -98,9 +119,7 @@ export function argmaxLabels(logits: Float32Array, labels: readonly number[], vo
       for (let v = 0; v < voxels; v++) if (plane[v] > best[v]) { best[v] = plane[v]; index[v] = c; }
     }
   }
-  const out = new Uint8Array(voxels);
-  for (let v = 0; v < voxels; v++) out[v] = labels[index[v]];
-  return out;
+  return index;
 }
 
 /** One-hot [1, L, N] float32 of label values in the generator's channel order (unknown values are an error). */
@@ -154,8 +173,25 @@ export class LabeledPairGenerator {
 
   /** Mask stage: a label map (values) on the generator's grid. */
   async generateMask(req: MaskRequest): Promise<Uint8Array> {
+    return (await this.generateMaskWithRepair(req)).labels;
+  }
+
+  /** Mask stage, with what the label presence repair changed. */
+  async generateMaskWithRepair(req: MaskRequest): Promise<GeneratedMask> {
     const { config } = this.generator;
-    return argmaxLabels(await this.generateMaskLogits(req), config.labels, this.voxels, config.labelOffsets?.offsets);
+    const logits = await this.generateMaskLogits(req);
+    const offsets = config.labelOffsets?.offsets;
+    const index = argmaxChannels(logits, config.labels.length, this.voxels, offsets);
+    let repair: GeneratedMask['repair'] = null;
+    if (config.labelPresence && req.repairLabels !== false) {
+      const r: LabelRepair = ensureLabelPresence(logits, index, config.grid.shape, config.grid.spacingMm, config.labelPresence, offsets);
+      repair = {
+        labels: r.labels.map((l) => config.labels[l.channel]),
+        missing: r.labels.filter((l) => l.before === 0).map((l) => config.labels[l.channel]),
+        voxels: r.voxels,
+      };
+    }
+    return { labels: channelsToLabels(index, config.labels), repair };
   }
 
   /** Mask stage up to the decoder: its logits [L, D, H, W] (channel-major) before the argmax. */

@@ -29,7 +29,8 @@
 // and 1e-6 to 7e-6 for F(4,3) from 5 to 512 input channels, 2.4e-5 against F(2,3) at 1280 (it grows with the
 // square root of the channels), within the 1e-4 budget. That is why F(4,3) is fp32 only: the bf16 products
 // (ctx.bf16()) round U and V to 8-bit mantissas (4e-3 each), which F(2,3)'s transforms already bring to 5e-3 of the
-// output, and F(4,3)'s amplify rounding about 10x more (as in fp32), past the 1e-2 budget; bf16 keeps F(2,3).
+// output, and F(4,3)'s amplify rounding about 10x more (as in fp32), past the 1e-2 budget. So F(4,3) computes in
+// fp32 in a bf16 context too, where it outruns the bf16 products (conv3d.cpp), and bf16 products take F(2,3) only.
 // Where F(4,3) pays is winograd_tile's decision.
 #include "conv3d_winograd.h"
 

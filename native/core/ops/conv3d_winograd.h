@@ -17,8 +17,8 @@ bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles);
 // per batch item; bf16 products take F(2,3) only.
 int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16);
 
-// F(tile x tile x tile, 3x3x3), tile 2 or 4 (4 computes in fp32 whatever ctx's precision: conv3d() refuses it in
-// bf16). Arguments already checked by conv3d(); y is fully written.
+// F(tile x tile x tile, 3x3x3), tile 2 or 4 (4 computes in fp32 whatever ctx's precision, and a bf16 context takes
+// it where an fp32 one does: conv3d.cpp). Arguments already checked by conv3d(); y is fully written.
 Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p,
                        int tile, Tensor& y);
 
