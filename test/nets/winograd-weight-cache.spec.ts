@@ -42,10 +42,13 @@ async function check(t: import('ava').ExecutionContext, backend: Backend) {
     // the layers transform and pack their weights per call; there the 64 -> 64 layers at 16^3 and the 96 -> 96 ones
     // at 8^3 take F(4,3) (ops/conv3d_winograd.cpp, winograd_tile), and the 96 -> 96 ones keep its U in place of
     // F(2,3)'s, which the batch of 1 after it must make again.
+    // In a bf16 context those F(4,3) layers compute in fp32 (ops/conv3d.cpp) while the batch of 1 runs bf16 F(2,3)
+    // products, so the two agree to bf16's rounding there, not to fp32's.
     const eight = inputs(8);
     const big = (await network.run('forward', eight)).out.data;
     const item0 = big.subarray(0, first.length);
-    t.true(relL2(item0, first) <= 1e-5, `batch item 0 vs batch of 1: rel L2 ${relL2(item0, first)}`);
+    const tolerance = backend.info().precision === 'bf16' ? 2e-2 : 1e-5;
+    t.true(relL2(item0, first) <= tolerance, `batch item 0 vs batch of 1: rel L2 ${relL2(item0, first)}`);
     t.deepEqual((await network.run('forward', one)).out.data, first, 'a small batch after a large one reads the kept weights again');
   } finally {
     await network.dispose();
