@@ -5,6 +5,7 @@
  * for typed-array grids, and the operator is a few lines.
  */
 import type { Triple } from '../labels/label-volume.js';
+import { forEachNeighbour6 } from '../volume/neighbours.js';
 
 /** 6-connected components of the non-zero voxels of `mask`: component number per voxel (1..count, 0 outside). */
 export function connectedComponents(mask: Uint8Array, shape: Triple): { labels: Int32Array; count: number } {
@@ -18,15 +19,7 @@ export function connectedComponents(mask: Uint8Array, shape: Triple): { labels: 
     let top = 0;
     stack[top++] = seed;
     while (top > 0) {
-      const p = stack[--top];
-      const i = p % nx, j = Math.floor(p / nx) % ny, k = Math.floor(p / (nx * ny));
-      const visit = (q: number) => { if (mask[q] && !labels[q]) { labels[q] = count; stack[top++] = q; } };
-      if (i > 0) visit(p - 1);
-      if (i < nx - 1) visit(p + 1);
-      if (j > 0) visit(p - nx);
-      if (j < ny - 1) visit(p + nx);
-      if (k > 0) visit(p - nx * ny);
-      if (k < nz - 1) visit(p + nx * ny);
+      forEachNeighbour6(stack[--top], nx, ny, nz, (q) => { if (mask[q] && !labels[q]) { labels[q] = count; stack[top++] = q; } });
     }
   }
   return { labels, count };

@@ -14,6 +14,7 @@
  */
 import { applyAffine } from '../io/nifti.js';
 import type { Volume } from '../labels/label-volume.js';
+import { forEachNeighbour6 } from '../volume/neighbours.js';
 import { LEFT_RIGHT_PAIRS, SYNTHSEG_LABELS, VENTRICLE_LABELS } from '../labels/synthseg-labels.js';
 
 export const MAX_VENTRICLE_FRACTION_OUTSIDE = 0.01;
@@ -59,16 +60,7 @@ export function outsideBackground(v: Volume<Uint8Array>): Uint8Array {
   };
   for (let k = 0; k < Z; k++) for (let j = 0; j < Y; j++) for (let i = 0; i < X; i++)
     if (i === 0 || j === 0 || k === 0 || i === X - 1 || j === Y - 1 || k === Z - 1) push(i + X * (j + Y * k));
-  while (head < tail) {
-    const n = queue[head++];
-    const i = n % X, j = Math.floor(n / X) % Y, k = Math.floor(n / (X * Y));
-    if (i > 0) push(n - 1);
-    if (i < X - 1) push(n + 1);
-    if (j > 0) push(n - X);
-    if (j < Y - 1) push(n + X);
-    if (k > 0) push(n - X * Y);
-    if (k < Z - 1) push(n + X * Y);
-  }
+  while (head < tail) forEachNeighbour6(queue[head++], X, Y, Z, push);
   return outside;
 }
 

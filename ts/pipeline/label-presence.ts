@@ -21,6 +21,8 @@
  * sample, so a dataset can be filtered on it.
  */
 
+import { forEachNeighbour6 } from '../volume/neighbours.js';
+
 /** Where each label belongs and how small it may be (generator.json "labelPresence"). Channel order of `labels`. */
 export interface LabelPresenceStats {
   /** Fewest voxels a label may hold; 0 for background. */
@@ -167,15 +169,7 @@ export function ensureLabelPresence(
   if (!brain) return repair;  // an empty mask has no anatomy to place labels in
 
   const coords = (v: number) => [Math.floor(v / (S1 * S2)), Math.floor(v / S2) % S1, v % S2];
-  const neighbours = (v: number, visit: (n: number) => void) => {
-    const [a, b, d] = coords(v);
-    if (d > 0) visit(v - 1);
-    if (d < S2 - 1) visit(v + 1);
-    if (b > 0) visit(v - S2);
-    if (b < S1 - 1) visit(v + S2);
-    if (a > 0) visit(v - S1 * S2);
-    if (a < S0 - 1) visit(v + S1 * S2);
-  };
+  const neighbours = (v: number, visit: (n: number) => void) => forEachNeighbour6(v, S2, S1, S0, visit);
   for (let c = 1; c < L; c++) {
     const offset = stats.offsetMm[c];
     if (counts[c] >= stats.minVoxels[c] || offset === null) continue;
