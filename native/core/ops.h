@@ -81,6 +81,9 @@ Status avg_pool3d_2x(Context& ctx, const Tensor& x, Tensor& y);
 // src = min(floor(dst * (in / out)), in - 1) per dim, the scale computed in float as PyTorch does.
 // Covers the x2 upsample and SPADE's resize of the label map to each feature size.
 Status resize_nearest(Context& ctx, const Tensor& x, Tensor& y);
+// The same for 3 spatial dims, y holding only the output depth rows [row0, row0 + y.D) of a resize to depth
+// out_depth (and y's H, W): an upsampled map made a slab at a time.
+Status resize_nearest_rows(Context& ctx, const Tensor& x, int64_t out_depth, int64_t row0, Tensor& y);
 
 // LayerNorm over the channel dim of [N, C, T] (each token normalised over its C values),
 // biased variance, affine gamma/beta [C] (both or neither).

@@ -23,6 +23,7 @@ class AutoencoderKL : public Network {
     if (s.embedding_rows > 0) BL_RETURN_IF_ERROR(ws.take("embedding.weight", {s.embedding_rows, s.embedding_dim}, &embedding_));
     BL_RETURN_IF_ERROR(bind_encoder(ws, root + "encoder.blocks."));
     BL_RETURN_IF_ERROR(bind_decoder(ws, root + "decoder.blocks."));
+    upsample_slabs_ = UpsampleSlabs::from_env();
     BL_RETURN_IF_ERROR(quant_mu_.bind(ws, root + "quant_conv_mu.conv", s.latent_channels, s.latent_channels, 1, true));
     BL_RETURN_IF_ERROR(quant_log_sigma_.bind(ws, root + "quant_conv_log_sigma.conv", s.latent_channels, s.latent_channels, 1, true));
     return post_quant_.bind(ws, root + "post_quant_conv.conv", s.latent_channels, s.latent_channels, 1, true);
@@ -170,15 +171,14 @@ class AutoencoderKL : public Network {
         case AeModule::Downsample:
           BL_RETURN_IF_ERROR(m.conv.forward(r, h, &next));
           break;
-        case AeModule::Upsample: {
-          std::vector<int64_t> s = shape_of(h);
-          for (int i = 2; i < 5; ++i) s[i] *= 2;
-          Tensor up = r.pool.acquire(s);
-          BL_RETURN_IF_ERROR(resize_nearest(r.ctx, h, up));
-          BL_RETURN_IF_ERROR(m.conv.forward(r, up, &next));
+        case AeModule::Upsample:
+          BL_RETURN_IF_ERROR(m.conv.forward_upsampled2x(r, h, upsample_slabs_, &next));
+          break;
+        case AeModule::Res: {
+          const bool scratch = h.data != x.data;  // the network's own input stays the caller's
+          BL_RETURN_IF_ERROR(m.res.forward(r, std::move(h), in, &next, scratch));
           break;
         }
-        case AeModule::Res: BL_RETURN_IF_ERROR(m.res.forward(r, h, in, &next)); break;
         case AeModule::Attention: BL_RETURN_IF_ERROR(m.attention.forward(r, h, &next)); break;
         case AeModule::Norm: BL_RETURN_IF_ERROR(m.norm.forward(r, h, false, &next)); break;
       }
@@ -233,6 +233,7 @@ class AutoencoderKL : public Network {
   Tensor embedding_;
   std::vector<AeModule> encoder_, decoder_;
   ConvLayer quant_mu_, quant_log_sigma_, post_quant_;
+  UpsampleSlabs upsample_slabs_;
 };
 
 }  // namespace

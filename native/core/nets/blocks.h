@@ -25,7 +25,9 @@ struct AeResBlock {
   ConvLayer conv1, conv2, nin_shortcut;
   bool has_shortcut = false;
   Status bind(WeightStore& ws, const std::string& prefix, int in, int out, const NetworkSpec& spec, bool spade);
-  Status forward(NetRun& r, const Tensor& x, const BlockInputs& in, Tensor* y) const;
+  // x_is_scratch: the caller hands x over (moved in, no other reference), so a block with a shortcut may
+  // overwrite it once the shortcut has read it, and x's memory is free once norm1's output is consumed.
+  Status forward(NetRun& r, Tensor x, const BlockInputs& in, Tensor* y, bool x_is_scratch = false) const;
 };
 
 // Self-attention over voxels (GroupNorm, q/k/v Linear with bias, softmax(q k^T / sqrt(C/heads)) v,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace bl {
 
@@ -98,6 +99,63 @@ Status ConvLayer::forward(NetRun& r, const Tensor& x, Tensor* y) const {
   return Status::ok();
 }
 
+UpsampleSlabs UpsampleSlabs::from_env() {
+  UpsampleSlabs s;
+  if (const char* v = std::getenv("BRAIN_LDM_UPSAMPLE_SLAB_ABOVE")) s.above = std::strtoll(v, nullptr, 10);
+  if (const char* v = std::getenv("BRAIN_LDM_UPSAMPLE_SLAB_BYTES")) s.bytes = std::strtoll(v, nullptr, 10);
+  return s;
+}
+
+Status ConvLayer::forward_upsampled2x(NetRun& r, const Tensor& x, const UpsampleSlabs& slabs, Tensor* y) const {
+  std::vector<int64_t> up = shape_of(x);
+  for (int i = 2; i < 5; ++i) up[i] *= 2;
+  const int64_t n = up[0], depth = up[2], plane = up[3] * up[4];
+  const int64_t up_bytes = n * cin * depth * plane * 4;
+  const bool same_size = k == 3 && params.stride[0] == 1 && params.pad_before[0] == 1 && params.pad_after[0] == 1;
+  if (up_bytes <= slabs.above || !same_size || depth < 8) {
+    Tensor u = r.pool.acquire(up);
+    BL_RETURN_IF_ERROR(resize_nearest(r.ctx, x, u));
+    return forward(r, u, y);
+  }
+  // At a decoder's last upsample the upsampled map is the largest of the network (128 channels at 96x128x96:
+  // 576 MB) and lives only to be read by this convolution. So the convolution runs a slab of output depth rows at
+  // a time, over those rows of the upsampled map and one more on each side (zero padding only at the volume's
+  // own ends). Slabs are a multiple of 4 rows but the last, which takes the rest, so Winograd F(4,3)'s tiles
+  // fall where they fall over the whole depth and no slab is so thin that it would pick another algorithm: the
+  // output is the same bytes as the whole convolution's.
+  const double flops = 2.0 * cin * cout * 27 * n * depth * plane;
+  Tensor up_shape = Tensor::borrow(nullptr, DType::F32, up.data(), 5);
+  LayerTimer timer(r, "conv3x3x3", up_shape, cout, flops);
+  const int64_t row_bytes = n * (cin + cout) * plane * 4;
+  const int64_t target = std::max<int64_t>(4, std::min<int64_t>(depth, slabs.bytes / row_bytes));
+  const int64_t count = std::max<int64_t>(1, depth / target);
+  const int64_t rows = std::max<int64_t>(4, depth / count / 4 * 4);
+  const int64_t last_rows = depth - (count - 1) * rows;  // the rest: rows to rows + 3 (more where rows is 4)
+  Tensor out = r.pool.acquire({n, cout, depth, up[3], up[4]});
+  Tensor in_buf = r.pool.acquire({n, cin, last_rows + 2, up[3], up[4]});
+  Tensor out_buf = r.pool.acquire({n, cout, last_rows, up[3], up[4]});
+  for (int64_t o0 = 0, o1 = 0; o0 < depth; o0 = o1) {
+    o1 = o0 + rows + rows > depth ? depth : o0 + rows;
+    const int64_t i0 = std::max<int64_t>(0, o0 - 1), i1 = std::min(depth, o1 + 1);
+    Tensor in_slab = Tensor::borrow(in_buf.data, DType::F32, {n, cin, i1 - i0, up[3], up[4]});
+    Tensor out_slab = Tensor::borrow(out_buf.data, DType::F32, {n, cout, o1 - o0, up[3], up[4]});
+    BL_RETURN_IF_ERROR(resize_nearest_rows(r.ctx, x, depth, i0, in_slab));
+    Conv3dParams p = params;
+    p.pad_before[0] = o0 == 0 ? 1 : 0;
+    p.pad_after[0] = o1 == depth ? 1 : 0;
+    BL_RETURN_IF_ERROR(conv3d(r.ctx, in_slab, weight, has_bias ? &bias : nullptr, p, out_slab));
+    const int64_t slab_plane = (o1 - o0) * plane;
+    float* dst = out.f32();
+    const float* src = out_slab.f32();
+    r.ctx.pool().parallel_for(n * cout, [&](int64_t begin, int64_t end, int) {
+      for (int64_t c = begin; c < end; ++c)
+        std::memcpy(dst + (c * depth + o0) * plane, src + c * slab_plane, sizeof(float) * slab_plane);
+    });
+  }
+  *y = out;
+  return Status::ok();
+}
+
 Status ConvLayer::split_output_channels(int blocks, std::vector<ConvLayer>* out) const {
   out->clear();
   if (blocks < 1 || cout % blocks != 0)
@@ -164,6 +222,12 @@ Status NormLayer::bind_spade(WeightStore& ws, const std::string& prefix, int cha
     BL_RETURN_IF_ERROR(mlp_gamma.split_output_channels(blocks, &mlp_gamma_blocks));
     BL_RETURN_IF_ERROR(mlp_beta.split_output_channels(blocks, &mlp_beta_blocks));
   }
+  // Where the whole convolution runs Winograd, slices of 64 channels still do (winograd_pays), so the wide
+  // layers split in halves (or more) rather than not at all.
+  if (channels % 64 == 0 && channels / 64 >= 2) {
+    BL_RETURN_IF_ERROR(mlp_gamma.split_output_channels(channels / 64, &mlp_gamma_wide_blocks));
+    BL_RETURN_IF_ERROR(mlp_beta.split_output_channels(channels / 64, &mlp_beta_wide_blocks));
+  }
   return Status::ok();
 }
 
@@ -180,6 +244,16 @@ Status apply_spade_slice(NetRun& r, Tensor& m, Tensor& y, int64_t c0, bool is_ga
     Tensor ys = Tensor::borrow(y.f32() + (i * c + c0) * spatial, DType::F32, {cb, spatial});
     Tensor ms = Tensor::borrow(m.f32() + i * cb * spatial, DType::F32, {cb, spatial});
     BL_RETURN_IF_ERROR(is_gamma ? spade_modulate(r.ctx, ys, ms, nullptr, ys) : add(r.ctx, ys, ms, ys));
+  }
+  return Status::ok();
+}
+
+// gamma (is_gamma) or beta made and applied one slice of output channels at a time.
+Status apply_spade_slices(NetRun& r, const std::vector<ConvLayer>& blocks, const Tensor& actv, Tensor& y, bool is_gamma) {
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    Tensor m;
+    BL_RETURN_IF_ERROR(blocks[b].forward(r, actv, &m));
+    BL_RETURN_IF_ERROR(apply_spade_slice(r, m, y, static_cast<int64_t>(b) * blocks[b].cout, is_gamma));
   }
   return Status::ok();
 }
@@ -213,25 +287,28 @@ Status NormLayer::forward(NetRun& r, const Tensor& x, const Tensor* seg, bool fu
   // released before beta exists: one C-channel map fewer at the decoder's full resolution. Where a map is
   // larger than kSpadeBlockAbove, gamma and beta are made and applied a slice of channels at a time (each
   // slice re-packs actv, a little more work, against three quarters of a map less at the peak: at 96x128x96
-  // with 128 channels a map is 576 MB). Not when the whole convolution would run Winograd (fp32, wide
-  // layers): slices below its 64 channels would run direct, and each would transform actv again.
+  // with 128 channels a map is 576 MB). Where the whole convolution runs Winograd (fp32, wide layers), slices
+  // below its 64 channels would run direct: there the slices are 64 channels (each transforms actv again, which
+  // the SPADE decoder's forward did not notice), and a 64-channel norm is not sliced.
   const int64_t map_bytes = static_cast<int64_t>(x.numel()) * 4;
-  if (map_bytes > slice_above && !mlp_gamma_blocks.empty() &&
-      !conv3d_uses_winograd(r.ctx, actv, mlp_gamma.weight, mlp_gamma.params)) {
-    *y = normalized;
-    const int64_t cb = mlp_gamma_blocks[0].cout;
-    for (size_t b = 0; b < mlp_gamma_blocks.size(); ++b) {
-      Tensor m;
-      BL_RETURN_IF_ERROR(mlp_gamma_blocks[b].forward(r, actv, &m));
-      BL_RETURN_IF_ERROR(apply_spade_slice(r, m, *y, static_cast<int64_t>(b) * cb, true));
+  if (map_bytes > slice_above) {
+    const std::vector<ConvLayer>* gamma_blocks = nullptr;
+    const std::vector<ConvLayer>* beta_blocks = nullptr;
+    if (!conv3d_uses_winograd(r.ctx, actv, mlp_gamma.weight, mlp_gamma.params)) {
+      gamma_blocks = &mlp_gamma_blocks;
+      beta_blocks = &mlp_beta_blocks;
+    } else if (!mlp_gamma_wide_blocks.empty() &&
+               conv3d_uses_winograd(r.ctx, actv, mlp_gamma_wide_blocks[0].weight, mlp_gamma_wide_blocks[0].params)) {
+      gamma_blocks = &mlp_gamma_wide_blocks;
+      beta_blocks = &mlp_beta_wide_blocks;
     }
-    for (size_t b = 0; b < mlp_beta_blocks.size(); ++b) {
-      Tensor m;
-      BL_RETURN_IF_ERROR(mlp_beta_blocks[b].forward(r, actv, &m));
-      BL_RETURN_IF_ERROR(apply_spade_slice(r, m, *y, static_cast<int64_t>(b) * cb, false));
+    if (gamma_blocks && !gamma_blocks->empty()) {
+      *y = normalized;
+      BL_RETURN_IF_ERROR(apply_spade_slices(r, *gamma_blocks, actv, *y, true));
+      BL_RETURN_IF_ERROR(apply_spade_slices(r, *beta_blocks, actv, *y, false));
+      if (fuse_silu) BL_RETURN_IF_ERROR(silu(r.ctx, *y, *y));
+      return Status::ok();
     }
-    if (fuse_silu) BL_RETURN_IF_ERROR(silu(r.ctx, *y, *y));
-    return Status::ok();
   }
   Tensor gamma, beta;
   BL_RETURN_IF_ERROR(mlp_gamma.forward(r, actv, &gamma));

@@ -67,8 +67,19 @@ Tensor reshaped(const Tensor& t, const std::vector<int64_t>& shape);
 Tensor as_ncdhw(const Tensor& t);
 std::vector<int64_t> shape_of(const Tensor& t);
 
+// Upsampled maps above `above` bytes are convolved in slabs of about `bytes` (input and output rows together;
+// 4 rows at least). 64 MB: slab buffers that big stay in the pool for good (192 MB held 200 MB more at the SPADE
+// decoder's peak for no speed). BRAIN_LDM_UPSAMPLE_SLAB_ABOVE and BRAIN_LDM_UPSAMPLE_SLAB_BYTES (read when a
+// network is built) override them, so the specs can take the slab path, with many slabs, on small maps.
+struct UpsampleSlabs {
+  int64_t above = int64_t(256) << 20;
+  int64_t bytes = int64_t(64) << 20;
+  static UpsampleSlabs from_env();
+};
+
 // MONAI Convolution (keys <prefix>.weight/.bias); also a Linear on channels-first
 // tensors when bound with k = 1 from a [out, in] weight.
+
 struct ConvLayer {
   Tensor weight, bias;
   bool has_bias = false;
@@ -82,7 +93,11 @@ struct ConvLayer {
   // weights, each with its own packed-weight cache): a caller that consumes the output a slice at a time never
   // holds all of it.
   Status split_output_channels(int blocks, std::vector<ConvLayer>* out) const;
+  // The convolution of x upsampled 2x (nearest), as an autoencoder's Upsample runs it; where the upsampled map
+  // is above slabs.above bytes it is never made whole, only a slab of depth rows at a time.
+  Status forward_upsampled2x(NetRun& r, const Tensor& x, const UpsampleSlabs& slabs, Tensor* y) const;
 };
+
 
 struct GroupNormLayer {
   Tensor weight, bias;
@@ -113,7 +128,8 @@ struct NormLayer {
   GroupNormLayer group_norm;
   bool spade = false;
   ConvLayer mlp_shared, mlp_gamma, mlp_beta;
-  std::vector<ConvLayer> mlp_gamma_blocks, mlp_beta_blocks;  // the same, by slices of output channels
+  std::vector<ConvLayer> mlp_gamma_blocks, mlp_beta_blocks;  // the same, by slices of 32 output channels
+  std::vector<ConvLayer> mlp_gamma_wide_blocks, mlp_beta_wide_blocks;  // by slices of 64 (Winograd's minimum)
   int64_t slice_above = kSpadeBlockAbove;
   Status bind_group(WeightStore& ws, const std::string& prefix, int channels, int groups, float eps);
   // param_free_affine: SPADEDiffusionModelUNet's param-free norm is an affine GroupNorm with keys

@@ -60,6 +60,10 @@ int64_t nearest_source(int64_t dst, int64_t in, int64_t out) {
 }  // namespace
 
 Status resize_nearest(Context& ctx, const Tensor& x, Tensor& y) {
+  return resize_nearest_rows(ctx, x, y.ndim == 5 ? y.shape[2] : 1, 0, y);
+}
+
+Status resize_nearest_rows(Context& ctx, const Tensor& x, int64_t out_depth, int64_t row0, Tensor& y) {
   const char* op = "resize_nearest";
   BL_RETURN_IF_ERROR(check_tensor(x, op, "input", -1));
   if (x.ndim < 3 || x.ndim > 5)
@@ -77,11 +81,16 @@ Status resize_nearest(Context& ctx, const Tensor& x, Tensor& y) {
     in[3 - sp + i] = x.shape[2 + i];
     out[3 - sp + i] = y.shape[2 + i];
   }
+  if (row0 < 0 || (sp == 3 ? row0 + out[0] > out_depth : (row0 != 0 || out_depth != 1)))
+    return Status::range_error(std::string(op) + ": rows [" + std::to_string(row0) + ", " +
+                               std::to_string(row0 + out[0]) + ") of 'out' lie outside its full depth " +
+                               std::to_string(out_depth));
   int32_t* idx = static_cast<int32_t*>(ctx.scratch().reserve(sizeof(int32_t) * (out[0] + out[1] + out[2])));
   int32_t* id_d = idx;
   int32_t* id_h = id_d + out[0];
   int32_t* id_w = id_h + out[1];
-  for (int64_t i = 0; i < out[0]; ++i) id_d[i] = static_cast<int32_t>(nearest_source(i, in[0], out[0]));
+  for (int64_t i = 0; i < out[0]; ++i)
+    id_d[i] = static_cast<int32_t>(nearest_source(row0 + i, in[0], sp == 3 ? out_depth : out[0]));
   for (int64_t i = 0; i < out[1]; ++i) id_h[i] = static_cast<int32_t>(nearest_source(i, in[1], out[1]));
   for (int64_t i = 0; i < out[2]; ++i) id_w[i] = static_cast<int32_t>(nearest_source(i, in[2], out[2]));
 
