@@ -40,7 +40,7 @@ common_flags=(
   -sMODULARIZE=1 -sEXPORT_NAME=createBrainLdmWasm
   -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB -sABORTING_MALLOC=0
   -sFILESYSTEM=0 -sNODEJS_CATCH_EXIT=0 -sNODEJS_CATCH_REJECTION=0
-  "-sEXPORTED_RUNTIME_METHODS=[UTF8ToString,stringToUTF8,lengthBytesUTF8]"
+  "-sEXPORTED_RUNTIME_METHODS=[UTF8ToString,stringToUTF8,lengthBytesUTF8,ENV]"
 )
 
 # The pool is sized per instance from Module.blPoolSize (set by

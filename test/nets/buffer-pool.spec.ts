@@ -57,7 +57,7 @@ eachBackend('a SPADE decoder allocates on its first run only and holds at most 5
 
 // Above a size (256 MB; BRAIN_LDM_SPADE_SLICE_ABOVE, read when a network is built, lowers it) a SPADE norm makes
 // gamma and beta 32+ channels at a time. Each output channel is the same sum either way: identical bytes, fewer
-// buffer bytes held. Native only (the wasm module keeps its own environment). fp32 wide layers run Winograd, and
+// buffer bytes held. Native only (which precision takes which kernels is the point). fp32 wide layers run Winograd, and
 // slices below its 64 channels would not: a 64-channel norm is not sliced (128 channels and more are, by 64:
 // decoder-slabs.spec.ts). The decoder here has the thesis decoder's proportions scaled down by 2 (its full-resolution stage
 // takes 64 channels to 32 with a 64-wide SPADE hidden layer; the thesis' 128 -> 64, hidden 128).

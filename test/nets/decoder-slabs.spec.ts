@@ -7,14 +7,16 @@
  *   Winograd) at a time (BRAIN_LDM_SPADE_SLICE_ABOVE).
  * The decoder has the thesis decoder's full-resolution stage (128 -> 64 channels, SPADE hidden width 128) on a
  * 32x32x32 volume, where every convolution picks the same algorithm whole or in pieces; so the outputs must be
- * the same bytes. Native only: the wasm module keeps its own environment.
+ * the same bytes.
  */
 import test from 'ava';
 import { createNetwork } from '../../ts/nets/network.js';
 import { randomNetworkWeights } from '../../ts/nets/random-weights.js';
 import type { NetworkTensors } from '../../ts/backend/types.js';
 import type { NetworkSpec } from '../../ts/bundle/model-bundle.js';
-import { withNativeBackend } from '../helpers/backends.js';
+import { createBackend } from '../../ts/backend/select.js';
+import type { Backend } from '../../ts/backend/types.js';
+import { testBackends } from '../helpers/backends.js';
 
 const THESIS_STAGE: NetworkSpec = {
   class: 'SPADEAutoencoderKL',
@@ -36,37 +38,58 @@ function decodeInputs(depth: number, side: number): NetworkTensors {
 }
 
 const ENV = ['BRAIN_LDM_UPSAMPLE_SLAB_ABOVE', 'BRAIN_LDM_UPSAMPLE_SLAB_BYTES', 'BRAIN_LDM_SPADE_SLICE_ABOVE'] as const;
+type Env = Partial<Record<(typeof ENV)[number], string>>;
 
-async function decode(t: import('ava').ExecutionContext, precision: 'fp32' | 'bf16', env: Partial<Record<(typeof ENV)[number], string>>,
-  inputs: NetworkTensors) {
-  let result: { out: Float32Array; bytes: number } | undefined;
-  await withNativeBackend(t, { threads: 2, precision }, async (backend) => {
-    const weights = await randomNetworkWeights(backend, THESIS_STAGE, 11);
-    for (const name of ENV) {
-      if (env[name] === undefined) delete process.env[name];
-      else process.env[name] = env[name];
-    }
-    const network = await createNetwork(backend, THESIS_STAGE, weights).finally(() => {
-      for (const name of ENV) delete process.env[name];
-    });
-    try {
-      const out = await network.run('decode', inputs);
-      result = { out: out.out.data as Float32Array, bytes: network.stats().bufferBytes };
-    } finally {
-      await network.dispose();
-    }
-  });
-  return result!;
+interface Engine {
+  label: string;
+  create(): Promise<Backend>;
 }
 
-for (const precision of ['fp32', 'bf16'] as const) {
-  test(`a decoder's last upsample convolved in slabs of 4 rows gives the same bytes and holds less (native ${precision})`, async (t) => {
+// Native in both precisions and the wasm threads build, which reads the variables when its module loads
+// (ts/backend/wasm-binding.ts hands them to the glue's environment), so they are set before the backend exists.
+const wasm = testBackends().find((b) => b.name === 'wasm-simd-threads');
+const ENGINES: Engine[] = [
+  { label: 'native fp32', create: () => createBackend('native', { threads: 2, precision: 'fp32' }) },
+  { label: 'native bf16', create: () => createBackend('native', { threads: 2, precision: 'bf16' }) },
+  ...(wasm ? [{ label: 'wasm-simd-threads', create: () => wasm.create() }] : []),
+];
+
+async function decode(t: import('ava').ExecutionContext, engine: Engine, env: Env, inputs: NetworkTensors) {
+  for (const name of ENV) {
+    if (env[name] === undefined) delete process.env[name];
+    else process.env[name] = env[name];
+  }
+  let backend: Backend;
+  let network: Awaited<ReturnType<typeof createNetwork>>;
+  try {
+    try {
+      backend = await engine.create();
+    } catch (e) {
+      t.log(`skipped: ${(e as Error).message}`);
+      return undefined;
+    }
+    const weights = await randomNetworkWeights(backend, THESIS_STAGE, 11);
+    network = await createNetwork(backend, THESIS_STAGE, weights);
+  } finally {
+    for (const name of ENV) delete process.env[name];
+  }
+  try {
+    const out = await network.run('decode', inputs);
+    return { out: out.out.data as Float32Array, bytes: network.stats().bufferBytes };
+  } finally {
+    await network.dispose();
+    await backend.dispose();
+  }
+}
+
+for (const engine of ENGINES) {
+  test(`a decoder's last upsample convolved in slabs of 4 rows gives the same bytes and holds less (${engine.label})`, async (t) => {
     // Depth 32 -> eight slabs of 4 rows; depth 10 -> slabs of 4 and 6 rows (the last takes the rest).
     for (const depth of [16, 5]) {
       const inputs = decodeInputs(depth, 16);
-      const whole = await decode(t, precision, {}, inputs);
-      const slabs = await decode(t, precision, { BRAIN_LDM_UPSAMPLE_SLAB_ABOVE: '0', BRAIN_LDM_UPSAMPLE_SLAB_BYTES: '1' }, inputs);
-      if (!whole || !slabs) return;  // no native addon: withNativeBackend has said so
+      const whole = await decode(t, engine, {}, inputs);
+      const slabs = await decode(t, engine, { BRAIN_LDM_UPSAMPLE_SLAB_ABOVE: '0', BRAIN_LDM_UPSAMPLE_SLAB_BYTES: '1' }, inputs);
+      if (!whole || !slabs) return t.pass();
       t.is(slabs.out.length, 2 * depth * 32 * 32);
       t.true(slabs.out.every(Number.isFinite));
       t.deepEqual(slabs.out, whole.out, `upsampled depth ${2 * depth}`);
@@ -78,12 +101,14 @@ for (const precision of ['fp32', 'bf16'] as const) {
   });
 }
 
-test('SPADE gamma and beta over 128 channels made 64 (Winograd) channels at a time give the same bytes and hold less (native fp32)', async (t) => {
-  const inputs = decodeInputs(16, 16);
-  const whole = await decode(t, 'fp32', {}, inputs);
-  // Only the full-resolution 128-channel norms.
-  const sliced = await decode(t, 'fp32', { BRAIN_LDM_SPADE_SLICE_ABOVE: String(128 * 32 ** 3 * 4 - 1) }, inputs);
-  if (!whole || !sliced) return;
-  t.deepEqual(sliced.out, whole.out);
-  t.true(sliced.bytes < whole.bytes, `buffers held: sliced ${sliced.bytes}, whole ${whole.bytes}`);
-});
+for (const engine of ENGINES) {
+  test(`SPADE gamma and beta over 128 channels made 64 (Winograd) channels at a time give the same bytes and hold less (${engine.label})`, async (t) => {
+    const inputs = decodeInputs(16, 16);
+    const whole = await decode(t, engine, {}, inputs);
+    // Only the full-resolution 128-channel norms.
+    const sliced = await decode(t, engine, { BRAIN_LDM_SPADE_SLICE_ABOVE: String(128 * 32 ** 3 * 4 - 1) }, inputs);
+    if (!whole || !sliced) return t.pass();
+    t.deepEqual(sliced.out, whole.out);
+    t.true(sliced.bytes < whole.bytes, `buffers held: sliced ${sliced.bytes}, whole ${whole.bytes}`);
+  });
+}

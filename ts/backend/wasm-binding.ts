@@ -143,6 +143,8 @@ interface ModuleArgs {
   wasmBinary: Uint8Array;
   locateFile(file: string): string;
   blPoolSize?: number;
+  /** Run before the C++ constructors, which read the environment that getenv() then sees. */
+  preRun?: Array<(mod: { ENV: Record<string, string> }) => void>;
 }
 
 type Factory = (args: ModuleArgs) => Promise<WasmModule>;
@@ -153,6 +155,14 @@ export interface LoadOptions {
   distDir?: string;
   /** Threads variant: pthread workers to start (threads - 1, at least 1). */
   poolSize?: number;
+}
+
+/** The process's BRAIN_LDM_* variables (none outside Node). */
+function brainLdmEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (typeof process === 'undefined' || !process.env) return env;
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('BRAIN_LDM_') && v !== undefined) env[k] = v;
+  return env;
 }
 
 /**
@@ -177,6 +187,10 @@ export async function loadModule(variant: WasmVariant, options: LoadOptions = {}
     wasmBinary: readFileSync(paths.wasm),
     locateFile: (file) => path.join(paths.dir, file),
   };
+  // The core's tuning and diagnostics variables (BRAIN_LDM_PROFILE, the SPADE and upsample slab thresholds) reach
+  // getenv() only through the glue's own ENV, which starts without the process's environment.
+  const env = brainLdmEnv();
+  if (Object.keys(env).length > 0) args.preRun = [(m) => { Object.assign(m.ENV, env); }];
   if (variant === 'simd-threads')
     args.blPoolSize = Math.max(1, Math.min(MAX_WASM_THREADS - 1, Math.floor(options.poolSize ?? 1)));
   let mod: WasmModule;
