@@ -1,20 +1,22 @@
 /**
  * Direct vs Winograd F(2,3) (and, with --algs, any conv3d algorithms: 1 direct, 2 winograd, 3 gathered,
- * 4 winograd4 = F(4,3)) on the 3x3x3 convolutions of the networks we run, native backend, timed in alternation
+ * 4 winograd4 = F(4,3)) on the 3x3x3 convolutions of the networks we run, on one backend (native unless --backend), timed
+ * in alternation
  * (direct, winograd, direct, ...) so machine noise hits all alike. GFLOP/s counts the direct algorithm's
  * 2 * Cin * Cout * 27 flops per output voxel for all, so it is "effective" throughput: Winograd above the FMA
  * peak is expected. runOp has no layer to keep Winograd's transformed weights in, so every call here transforms
  * them, as a network layer does only above kKeepUBytes (ops/conv3d_winograd.cpp).
  *
  *   node --import=tsx bench/conv3d-algorithms.bench.ts [--threads 2] [--repeat 5] [--isa avx2] [--precision bf16] [--only 256->256@24x32x24]
- *     [--algs 2,4] [--batch 2]
+ *     [--algs 2,4] [--batch 2] [--backend wasm-simd-threads]
  */
 import { parseArgs } from 'node:util';
 import { createBackend } from '../ts/backend/select.js';
+import type { BackendName } from '../ts/backend/types.js';
 
 const { values } = parseArgs({
   options: { threads: { type: 'string' }, repeat: { type: 'string' }, isa: { type: 'string' }, only: { type: 'string' }, batch: { type: 'string' }, precision: { type: 'string' },
-    algs: { type: 'string' } },
+    algs: { type: 'string' }, backend: { type: 'string' } },
 });
 const threads = Number(values.threads ?? 2);
 const repeat = Number(values.repeat ?? 5);
@@ -55,8 +57,8 @@ function data(n: number, seed: number): Float32Array {
   return a;
 }
 
-const backend = await createBackend('native', { threads, isa: values.isa, precision: values.precision as 'fp32' | 'bf16' | undefined });
-console.log(`native ${backend.info().isa} ${backend.info().precision}, ${backend.info().threads} threads, batch ${batch}, median of ${repeat}`);
+const backend = await createBackend((values.backend ?? 'native') as BackendName, { threads, isa: values.isa, precision: values.precision as 'fp32' | 'bf16' | undefined });
+console.log(`${values.backend ?? 'native'} ${backend.info().isa} ${backend.info().precision}, ${backend.info().threads} threads, batch ${batch}, median of ${repeat}`);
 const label0 = names[algs[0]] ?? String(algs[0]);
 console.log(`| layer | ${algs.map((a) => `${names[a] ?? a} ms`).join(' | ')} | ${algs.slice(1).map((a) => `${names[a] ?? a} speed-up`).join(' | ')} | ` +
   `${algs.map((a) => `${names[a] ?? a} GFLOP/s`).join(' | ')} | rel L2 vs ${label0} |`);

@@ -426,6 +426,11 @@ constexpr int64_t kUSliceBytes = int64_t(128) << 20;
 // (288 tiles), +163 MiB peak RSS for a part of a percent of its time.
 constexpr int64_t kKeepUOutputs = 2048 * 8;
 constexpr int64_t kKeepUBytes = int64_t(16) << 20;
+// wasm keeps less: its heap never shrinks, and with F(4,3) down to 8x10x8 (no fused multiply-add there) the default
+// UNet's kept U came to 230 MB, its forward's peak RSS 540 MiB against PyTorch's 399. Keeping U up to 4 MiB (the
+// 4x5x4 and 64-channel layers) gave 380 MiB for about 5% of the forward's time (default UNet, EPYC, wasm threads,
+// 345 -> ~370 ms; keeping none: 309 MiB, ~380 ms).
+constexpr int64_t kKeepUBytesWasm = int64_t(4) << 20;
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -465,7 +470,8 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
   const int64_t u_bytes = kPoints * g.cin * g.cout * f32;
   const bool phased = u_bytes > kFusedUBytes || (total_rows + block_rows - 1) / block_rows < 4 * threads;
   // The layer keeps its U (PackedConvWeights) where it is small and its transform a large share of the call.
-  const bool keep_u = p.packed && g.slices * g.plane_tiles * M * M * M < kKeepUOutputs && u_bytes <= kKeepUBytes;
+  const int64_t keep_u_bytes = ctx.kernels().isa == Isa::WasmSimd128 ? kKeepUBytesWasm : kKeepUBytes;
+  const bool keep_u = p.packed && g.slices * g.plane_tiles * M * M * M < kKeepUOutputs && u_bytes <= keep_u_bytes;
   const int64_t slice_blocks =
       phased && !keep_u ? std::min(co_blocks, std::max<int64_t>(1, kUSliceBytes / (kPoints * g.cin * co_block * f32)))
                         : co_blocks;
@@ -716,11 +722,24 @@ bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles) { return cin >= 64 
 // few blocks), which the rule does not model; one-thread runs had it even (10.1 -> 9.2, 13.2 -> 9.9, 6.7 -> 7.9).
 // Those one-thread runs of the same loop, taken while another job held 1.3 of the cores, and runOp through
 // `node --import=tsx bench/conv3d-algorithms.bench.ts --algs 2,4` (U made every call) ranked the other shapes alike.
-int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16) {
+//
+// Without a fused multiply-add (wasm simd128) F(4,3) wins wherever it fills 16 tiles and F(2,3) from 16 tiles: runOp
+// alternating F(2,3) and F(4,3) (U made every call) on the EPYC, wasm-simd-threads, two threads, batch 2,
+// `node --import=tsx bench/conv3d-algorithms.bench.ts --backend wasm-simd-threads --algs 3,2,4`, median of 5-7 ms:
+//   64 -> 64 @16x20x16    27.7 -> 13.1        128 -> 128 @8x10x8 (24 tiles)   10.5 -> 6.5
+//   128 -> 64 @16x20x16   38.9 -> 22.4        256 -> 128 @8x10x8              18.9 -> 12.6
+//   128 -> 128 @16x20x16  69.9 -> 39.4        128 -> 128 @4x5x4 (4 tiles)      gathered 4.2, F(2,3) 2.1, F(4,3) 4.2
+//   192 -> 64 @16x20x16   61.0 -> 36.6        256 -> 128 @4x5x4                gathered 7.6, F(2,3) 3.7, F(4,3) 8.0
+int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16, bool no_fma) {
   int64_t tiles2 = batch, tiles4 = batch;
   for (int i = 0; i < 3; ++i) {
     tiles2 *= (out[i] + 1) / 2;
     tiles4 *= (out[i] + 3) / 4;
+  }
+  if (no_fma && !bf16) {
+    if (cin < 64 || cout < 64 || tiles2 < 16) return 0;
+    const bool little_waste = 216 * tiles4 * 10 <= 64 * tiles2 * 6;
+    return tiles4 >= 16 && little_waste ? 4 : 2;
   }
   if (!winograd_pays(cin, cout, tiles2)) return 0;
   if (bf16) return 2;

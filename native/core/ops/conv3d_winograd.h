@@ -14,8 +14,9 @@ bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles);
 
 // The output tile size m of the Winograd F(m, 3) Conv3dAlgorithm::Auto takes for a convolution that
 // winograd_applies to: 4, 2, or 0 for none (the direct or gathered convolution). `out` is the output size (D, H, W)
-// per batch item; bf16 products take F(2,3) only.
-int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16);
+// per batch item; bf16 products take F(2,3) only. no_fma: the kernels multiply and add in two instructions (wasm
+// simd128), so the products cost twice what they do elsewhere and fewer of them pay for more transforming.
+int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16, bool no_fma = false);
 
 // F(tile x tile x tile, 3x3x3), tile 2 or 4 (4 computes in fp32 whatever ctx's precision, and a bf16 context takes
 // it where an fp32 one does: conv3d.cpp). Arguments already checked by conv3d(); y is fully written.
