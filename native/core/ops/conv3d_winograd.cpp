@@ -700,7 +700,11 @@ bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles) { return cin >= 64 
 
 // F(4,3) where F(2,3) pays and
 //  - cin * cout / (cin + cout) >= 40, so the products outweigh the transforms (which cost per channel), or the
-//    volume has at least 256 tiles (rows of 8 or more tiles, where the transforms run on full vectors);
+//    volume has at least 128 tiles. (256 until the default UNet's seven 64 -> 64 layers at 16x20x16, 160 tiles
+//    with batch 2, were timed inside the network on the 2-core AMD EPYC (Zen 4) VM: BRAIN_LDM_PROFILE, two
+//    alternations, 38.7 and 36.0 ms with F(2,3) against 30.0 and 28.6 ms with F(4,3), every other layer the same;
+//    the whole forward 161-183 -> 152-157 ms over three alternations of 7, peak RSS 358 -> 377 MiB. The Sapphire
+//    Rapids loop below had it the other way, 6.2 against 7.5 ms a layer.)
 //  - its point products are at most 60% of F(2,3)'s (output sizes just past a multiple of 4 waste up to 3/4 of an
 //    edge tile per axis);
 //  - and there are at least 64 4x4x4 tiles: fewer fill too little of the micro-kernel's lanes (48 on AVX-512) to
@@ -745,7 +749,7 @@ int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3]
   if (bf16) return 2;
   const bool products_lead = cin * cout >= 40 * (cin + cout);
   const bool little_waste = 216 * tiles4 * 10 <= 64 * tiles2 * 6;
-  return (products_lead || tiles4 >= 256) && little_waste && tiles4 >= 64 ? 4 : 2;
+  return (products_lead || tiles4 >= 128) && little_waste && tiles4 >= 64 ? 4 : 2;
 }
 
 Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p,
