@@ -521,25 +521,29 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
   // held for the whole call, so another context cannot remake the cache underneath this one. The cache holds one
   // tile size's U: a layer whose calls alternate between F(2,3) and F(4,3) (batch sizes on either side of
   // winograd_tile's limits) remakes it on each switch.
+  // The bf16 products read only U's bf16 pairs, so a bf16 layer keeps those alone and makes the fp32 U they are
+  // packed from in scratch (the default UNet's bf16 F(2,3) layers held 54 MB of fp32 U that nothing read).
   std::unique_lock<std::mutex> cache_lock;
   bool u_ready = false;
-  float* u = nullptr;
+  float* cache = nullptr;
+  const int64_t kept_floats = bf ? u2_floats : u_floats;
   if (keep_u) {
     cache_lock = std::unique_lock<std::mutex>(p.packed->mutex);
     std::vector<float>& cached = p.packed->winograd_u;
     u_ready = p.packed->winograd_kernels == &k && p.packed->winograd_bf16 == bf && p.packed->winograd_tile == M &&
-              static_cast<int64_t>(cached.size()) == u_floats + u2_floats;
+              static_cast<int64_t>(cached.size()) == kept_floats;
     if (!u_ready) {
       p.packed->winograd_kernels = nullptr;
-      cached.assign(static_cast<size_t>(u_floats + u2_floats), 0.0f);
+      cached.assign(static_cast<size_t>(kept_floats), 0.0f);
     }
-    u = cached.data();
+    cache = cached.data();
   }
+  const int64_t u_scratch_floats = keep_u ? u_floats + u2_floats - kept_floats : u_floats + u2_floats;
   float* scratch = static_cast<float*>(ctx.scratch().reserve(
-      sizeof(float) * ((keep_u ? 0 : u_floats + u2_floats) + shared_floats + thread_floats * threads)));
-  if (!keep_u) u = scratch;
-  uint16_t* u2 = reinterpret_cast<uint16_t*>(u + u_floats);
-  float* shared = keep_u ? scratch : u + u_floats + u2_floats;
+      sizeof(float) * (u_scratch_floats + shared_floats + thread_floats * threads)));
+  float* u = keep_u && !bf ? cache : scratch;
+  uint16_t* u2 = reinterpret_cast<uint16_t*>(keep_u && bf ? cache : u + u_floats);
+  float* shared = scratch + u_scratch_floats;
   float* per_thread = shared + shared_floats;
 
   // U of output-channel blocks [s0, s1) (a slice, or all of them), block cb at (cb - s0).
