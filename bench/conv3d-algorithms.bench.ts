@@ -8,7 +8,7 @@
  * them, as a network layer does only above kKeepUBytes (ops/conv3d_winograd.cpp).
  *
  *   node --import=tsx bench/conv3d-algorithms.bench.ts [--threads 2] [--repeat 5] [--isa avx2] [--precision bf16] [--only 256->256@24x32x24]
- *     [--algs 2,4] [--batch 2] [--backend wasm-simd-threads]
+ *     [--algs 2,4] [--batch 2] [--backend wasm-simd-threads] [--shapes 'cin,cout,D,H,W;...' (instead of the list below)]
  */
 import { parseArgs } from 'node:util';
 import { createBackend } from '../ts/backend/select.js';
@@ -16,7 +16,7 @@ import type { BackendName } from '../ts/backend/types.js';
 
 const { values } = parseArgs({
   options: { threads: { type: 'string' }, repeat: { type: 'string' }, isa: { type: 'string' }, only: { type: 'string' }, batch: { type: 'string' }, precision: { type: 'string' },
-    algs: { type: 'string' }, backend: { type: 'string' } },
+    algs: { type: 'string' }, backend: { type: 'string' }, shapes: { type: 'string' } },
 });
 const threads = Number(values.threads ?? 2);
 const repeat = Number(values.repeat ?? 5);
@@ -49,6 +49,8 @@ const shapes: Array<[number, number, number, number, number]> = [
   [32, 32, 32, 32, 32],
   [16, 16, 32, 32, 32],
 ];
+
+if (values.shapes) shapes.splice(0, shapes.length, ...values.shapes.split(';').map((s) => s.split(',').map(Number) as [number, number, number, number, number]));
 
 function data(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);

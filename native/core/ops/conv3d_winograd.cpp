@@ -697,7 +697,8 @@ bool winograd_applies(const Tensor& weight, const Conv3dParams& p) {
 }
 
 // Measured on the 2-core EPYC (bench/conv3d-algorithms.bench.ts): 2.5-4x faster from 128 channels up,
-// about even at 64, slower at 32 and below, where the transforms cost as much as the products.
+// about even at 64, slower at 32 and below, where the transforms cost as much as the products. (That was F(2,3)
+// before the blocked schedule; F(4,3) now pays from 16 channels: winograd_tile.)
 // Below ~64 output tiles (4x5x4 with batch 2: 24) the per-call weight transform outweighs the products it saves
 // (bench/conv3d-algorithms.bench.ts: 128 -> 128 @4x5x4 direct 3.5 ms, Winograd 4.4 ms).
 bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles) { return cin >= 64 && cout >= 64 && tiles >= 64; }
@@ -749,6 +750,18 @@ int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3]
     const bool little_waste = 216 * tiles4 * 10 <= 64 * tiles2 * 6;
     return tiles4 >= 16 && little_waste ? 4 : 2;
   }
+  // Narrow layers (16 to 63 channels on a side, as in the shipped generator's networks) take F(4,3) where it has
+  // 64 tiles, else no Winograd. runOp, U made every call, the EPYC, fp32, two threads, median of 5-9 ms, direct
+  // (auto before) -> F(2,3) -> F(4,3), `bench/conv3d-algorithms.bench.ts --algs 0,2,4 --shapes ...`:
+  //   batch 2: 16 -> 16 @24x32x24  3.0 -> 2.2 -> 1.7    32 -> 32 @24x32x24   10.8 -> 6.4 -> 3.5
+  //            48 -> 16 @24x32x24  8.4 -> 5.5 -> 3.2    16 -> 32 @12x16x12 (72 tiles)  1.0 -> 1.0 -> 0.6
+  //            32 -> 32 @12x16x12  1.8 -> 1.3 -> 0.8    96 -> 32 @12x16x12    4.7 -> 2.1 -> 2.0
+  //            48 -> 48 @6x8x6 (16 tiles) 1.7 -> 1.0 -> 1.4, 16 -> 48 @6x8x6  0.7 -> 0.6 -> 0.8 (no Winograd)
+  //   batch 1: 48 -> 48 @48x64x48  89.2 -> 43.4 -> 25.4  33 -> 16 @48x64x48  22.5 -> 16.6 -> 10.1
+  //            16 -> 48 @48x64x48  31.3 -> 28.3 -> 13.2  33 -> 16 @12x16x12 (36 tiles)  0.6 -> 1.4 -> 0.9 (none)
+  // All within 5.4e-6 of the direct convolution.
+  const bool narrow = (cin < 64 || cout < 64) && cin >= 16 && cout >= 16;
+  if (narrow && !bf16) return tiles4 >= 64 && 216 * tiles4 * 10 <= 64 * tiles2 * 6 ? 4 : 0;
   if (!winograd_pays(cin, cout, tiles2)) return 0;
   if (bf16) return 2;
   const bool products_lead = cin * cout >= 40 * (cin + cout);
