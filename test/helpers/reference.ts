@@ -380,3 +380,9 @@ export function f16ToF32BitsRef(h: number): number {
 export function bf16ToF32BitsRef(h: number): number {
   return (h << 16) >>> 0;
 }
+
+/** The first index where two arrays differ bit for bit (NaN equals NaN, 0 differs from -0), or -1 where none does. */
+export function firstDifference(a: Float32Array, b: Float32Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (!Object.is(a[i], b[i])) return i;
+  return a.length === b.length ? -1 : Math.min(a.length, b.length);
+}

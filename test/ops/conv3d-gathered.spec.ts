@@ -8,7 +8,7 @@
 import test from 'ava';
 import type { Backend, DeviceTensor } from '../../ts/backend/types.js';
 import { eachBackend, poisoned, withNativeBackend } from '../helpers/backends.js';
-import { conv3dRef, maxScaledError, numel, randn, relL2 } from '../helpers/reference.js';
+import { conv3dRef, firstDifference, maxScaledError, numel, randn, relL2 } from '../helpers/reference.js';
 
 type Triple = [number, number, number];
 interface Case { title: string; x: number[]; w: number[]; stride: Triple; before: Triple; after: Triple }
@@ -55,8 +55,10 @@ eachBackend('conv3d auto gathers a small volume (128 -> 128 at 4x5x4, batch 2) a
   const xl = randn(numel(large.x), 934), wl = randn(numel(large.w), 935, 0, 0.1), bl = randn(16, 936);
   const refL = conv3dRef(xl, large.x, wl, large.w, bl, large.stride, large.before, large.after);
   const [xlt, wlt, blt] = [backend.tensor(large.x, xl), backend.tensor(large.w, wl), backend.tensor([16], bl)];
-  t.deepEqual(Array.from(await conv(backend, xlt, wlt, blt, large, refL.shape, 0)), Array.from(await conv(backend, xlt, wlt, blt, large, refL.shape, 1)),
-    'auto and direct give the same bytes on the large volume');
+  // (wasm simd128 takes Winograd F(4,3) there: 16 channels, 27 tiles.)
+  const largeAlgorithm = noFma ? 4 : 1;
+  t.is(firstDifference(await conv(backend, xlt, wlt, blt, large, refL.shape, 0), await conv(backend, xlt, wlt, blt, large, refL.shape, largeAlgorithm)), -1,
+    noFma ? 'auto and Winograd F(4,3) give the same bytes on the large volume' : 'auto and direct give the same bytes on the large volume');
 });
 
 test('conv3d gathered is refused by name in a bf16 context', async (t) => {

@@ -8,7 +8,7 @@
  */
 import test from 'ava';
 import { eachBackend, poisoned, withNativeBackend } from '../helpers/backends.js';
-import { conv3dRef, maxScaledError, numel, randn, relL2 } from '../helpers/reference.js';
+import { conv3dRef, firstDifference, maxScaledError, numel, randn, relL2 } from '../helpers/reference.js';
 import type { Backend, DeviceTensor } from '../../ts/backend/types.js';
 
 type Triple = [number, number, number];
@@ -107,11 +107,6 @@ eachBackend('conv3d auto takes Winograd for 3x3x3 stride 1 and matches the refer
 });
 
 // Index of the first element whose bits differ, or -1 (t.deepEqual on arrays this long takes minutes).
-function firstDifference(a: Float32Array, b: Float32Array): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (!Object.is(a[i], b[i])) return i;
-  return a.length === b.length ? -1 : Math.min(a.length, b.length);
-}
-
 // Auto's choice between the tile sizes (winograd_tile in ops/conv3d_winograd.cpp): F(4,3) for 96 -> 96 at 16^3
 // (64 tiles of 4^3, products ahead of the transforms), F(2,3) for 128 -> 128 at 8x10x8 with batch 2 (24 tiles, too
 // few lanes for F(4,3)'s larger weight transform). wasm simd128 has no fused multiply-add, so its products cost

@@ -739,6 +739,9 @@ bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles) { return cin >= 64 
 //   128 -> 64 @16x20x16   38.9 -> 22.4        256 -> 128 @8x10x8              18.9 -> 12.6
 //   128 -> 128 @16x20x16  69.9 -> 39.4        128 -> 128 @4x5x4 (4 tiles)      gathered 4.2, F(2,3) 2.1, F(4,3) 4.2
 //   192 -> 64 @16x20x16   61.0 -> 36.6        256 -> 128 @4x5x4                gathered 7.6, F(2,3) 3.7, F(4,3) 8.0
+// and narrow layers too (16 to 63 channels a side), direct -> F(4,3) (--algs 0,4):
+//   32 -> 32 @24x32x24    43.9 -> 9.5         48 -> 48 @48x64x48 (batch 1)    377.8 -> 79.9
+//   16 -> 16 @24x32x24    14.8 -> 7.9         33 -> 16 @12x16x12 (batch 1, 36 tiles)  3.2 -> 1.0
 int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16, bool no_fma) {
   int64_t tiles2 = batch, tiles4 = batch;
   for (int i = 0; i < 3; ++i) {
@@ -746,9 +749,10 @@ int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3]
     tiles4 *= (out[i] + 3) / 4;
   }
   if (no_fma && !bf16) {
-    if (cin < 64 || cout < 64 || tiles2 < 16) return 0;
+    if (cin < 16 || cout < 16 || tiles2 < 16) return 0;
     const bool little_waste = 216 * tiles4 * 10 <= 64 * tiles2 * 6;
-    return tiles4 >= 16 && little_waste ? 4 : 2;
+    if (tiles4 >= 16 && little_waste) return 4;
+    return cin >= 64 && cout >= 64 ? 2 : 0;
   }
   // Narrow layers (16 to 63 channels on a side, as in the shipped generator's networks) take F(4,3) where it has
   // 64 tiles, else no Winograd. runOp, U made every call, the EPYC, fp32, two threads, median of 5-9 ms, direct
