@@ -6,8 +6,9 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { loadBackend } from '../../ts/backend/select.js';
 import type { Backend } from '../../ts/backend/types.js';
-import { writeGeneratorConfig, type GeneratorConfig } from '../../ts/bundle/generator-bundle.js';
+import { generatorFingerprint, writeGeneratorConfig, type GeneratorConfig } from '../../ts/bundle/generator-bundle.js';
 import { writeBundle, type BundleConfig, type NetworkSpec } from '../../ts/bundle/model-bundle.js';
 import { SYNTHSEG_LABELS, VENTRICLE_LABELS } from '../../ts/labels/synthseg-labels.js';
 import { randomNetworkWeights } from '../../ts/nets/random-weights.js';
@@ -91,4 +92,23 @@ export async function tinyReferenceMaps(gen: string, work: string, name: string,
   await mkdir(dir);
   for (const f of (await readdir(samples)).filter((f) => f.endsWith('_labels.nii.gz'))) await copyFile(join(samples, f), join(dir, f));
   return dir;
+}
+
+/**
+ * A tiny generator in work/generator on a native backend (the caller disposes it) and reference label maps of its own
+ * kind in work/reference (tinyReferenceMaps with `referenceArgs`): the setup of the label calibration specs.
+ */
+export async function tinyGeneratorWithReference(work: string, referenceArgs: string[]):
+  Promise<{ gen: string; backend: Backend; config: GeneratorConfig; refDir: string }> {
+  const gen = join(work, 'generator');
+  const backend = await loadBackend({ backend: 'native' });
+  await writeTinyGenerator(backend, gen);
+  const refDir = await tinyReferenceMaps(gen, work, 'reference', referenceArgs);
+  return { gen, backend, config: tinyGeneratorConfig(), refDir };
+}
+
+/** The fingerprint of a generator config with placeholder bundles: what a config field adds to it, alone. */
+export function configFingerprint(config: object): string {
+  const bundle = { config: { provenance: { sha256: 'x' }, network: {} } };
+  return generatorFingerprint({ config, maskAutoencoder: bundle, maskUnet: bundle, imageAutoencoder: bundle, imageUnet: bundle } as never);
 }

@@ -7,8 +7,7 @@ import test from 'ava';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadBackend } from '../../ts/backend/select.js';
-import { generatorFingerprint, generatorGridAffine, readGenerator, readGeneratorConfig, validateGeneratorConfig } from '../../ts/bundle/generator-bundle.js';
+import { generatorGridAffine, readGenerator, readGeneratorConfig, validateGeneratorConfig } from '../../ts/bundle/generator-bundle.js';
 import { writeVolume } from '../../ts/labels/label-volume.js';
 import { VENTRICLE_LABELS } from '../../ts/labels/synthseg-labels.js';
 import { meanLabelVoxels } from '../../ts/pipeline/calibrate-labels.js';
@@ -16,7 +15,7 @@ import { LabelCandidates, OFFSET_BOUND, fitLabelOffsets } from '../../ts/pipelin
 import { LabeledPairGenerator, argmaxLabels } from '../../ts/pipeline/labeled-pair-generator.js';
 import { seededRandom } from '../../ts/random/seeded-random.js';
 import { captureCli as cli } from '../helpers/capture-cli.js';
-import { tinyGeneratorConfig, tinyReferenceMaps, writeTinyGenerator } from '../helpers/tiny-generator.js';
+import { configFingerprint, tinyGeneratorConfig, tinyGeneratorWithReference } from '../helpers/tiny-generator.js';
 
 const work = mkdtempSync(join(tmpdir(), 'brain-ldm-label-offsets-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
@@ -99,8 +98,7 @@ test('generator.json validates labelOffsets and the fingerprint follows the offs
     { message: /field 'labelOffsets\.offsets\[5\]' must be an offset within \[-16, 16\] logits, got 40/ });
   t.throws(() => validateGeneratorConfig({ ...base, labelOffsets: { ...offsets, extra: 1 } }, 'g.json'), { message: /unknown field 'labelOffsets\.extra'/ });
 
-  const fp = (config: object) => generatorFingerprint({ config, maskAutoencoder: bundle, maskUnet: bundle, imageAutoencoder: bundle, imageUnet: bundle } as never);
-  const bundle = { config: { provenance: { sha256: 'x' }, network: {} } };
+  const fp = configFingerprint;
   t.is(fp(base), fp({ ...base, labelOffsets: null }));
   t.not(fp(base), fp({ ...base, labelOffsets: offsets }));
   t.is(fp({ ...base, labelOffsets: offsets }), fp({ ...base, labelOffsets: { ...offsets, date: '2027-01-01T00:00:00.000Z', meanVoxelsAfter: new Array(n).fill(11) } }),
@@ -108,13 +106,9 @@ test('generator.json validates labelOffsets and the fingerprint follows the offs
 });
 
 test.serial('calibrate --label-reference stores offsets that generate applies', async (t) => {
-  const gen = join(work, 'generator');
-  const backend = await loadBackend({ backend: 'native' });
-  await writeTinyGenerator(backend, gen);
-  const config = tinyGeneratorConfig();
-  const [d, h, w] = config.grid.shape;
   // Reference maps: the random model's own masks from other seeds (the volume sweep after the fit needs its ventricles).
-  const refDir = await tinyReferenceMaps(gen, work, 'reference', ['--count', '4', '--volume-dist', 'uniform:20:120', '--seed', '7']);
+  const { gen, backend, config, refDir } = await tinyGeneratorWithReference(work, ['--count', '4', '--volume-dist', 'uniform:20:120', '--seed', '7']);
+  const [d, h, w] = config.grid.shape;
   const args = ['calibrate', gen, '--label-reference', refDir, '--label-masks', '3', '--requests', '6', '--samples', '2', '--no-verify', '--quiet', '--backend', 'native'];
   const r = await cli(args);
   t.is(r.code, 0, r.err);

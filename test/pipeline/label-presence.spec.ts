@@ -7,12 +7,11 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadBackend } from '../../ts/backend/select.js';
-import { generatorFingerprint, readGenerator, readGeneratorConfig, validateGeneratorConfig } from '../../ts/bundle/generator-bundle.js';
+import { readGenerator, readGeneratorConfig, validateGeneratorConfig } from '../../ts/bundle/generator-bundle.js';
 import { ensureLabelPresence, measureLabelPresence, type LabelPresenceStats } from '../../ts/pipeline/label-presence.js';
 import { LabeledPairGenerator, argmaxChannels, argmaxLabels } from '../../ts/pipeline/labeled-pair-generator.js';
 import { captureCli as cli } from '../helpers/capture-cli.js';
-import { tinyGeneratorConfig, tinyReferenceMaps, writeTinyGenerator } from '../helpers/tiny-generator.js';
+import { configFingerprint, tinyGeneratorConfig, tinyGeneratorWithReference } from '../helpers/tiny-generator.js';
 
 const work = mkdtempSync(join(tmpdir(), 'brain-ldm-label-presence-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
@@ -102,21 +101,16 @@ test('generator.json labelPresence is validated by field, and counts in the fing
   t.throws(() => validateGeneratorConfig({ ...base, labelPresence: { ...presence, radiusMm: new Array(n).fill(5) } }, 'g.json'), { message: /field 'labelPresence\.radiusMm\[0\]' must be \[3 radii\]/ });
   t.throws(() => validateGeneratorConfig({ ...base, labelPresence: { ...presence, offsetMm: new Array(n).fill([0, 0]) } }, 'g.json'), { message: /field 'labelPresence\.offsetMm\[0\]' must be null or \[3 numbers\]/ });
   t.throws(() => validateGeneratorConfig({ ...base, labelPresence: { ...presence, minFraction: 2 } }, 'g.json'), { message: /field 'labelPresence\.minFraction' must be a fraction in \(0, 1\]/ });
-  const bundle = { config: { provenance: { sha256: 'x' }, network: {} } };
-  const fp = (config: object) => generatorFingerprint({ config, maskAutoencoder: bundle, maskUnet: bundle, imageAutoencoder: bundle, imageUnet: bundle } as never);
+  const fp = configFingerprint;
   t.is(fp(base), fp({ ...base, labelPresence: null }), 'a generator without it hashes as before');
   t.not(fp(base), fp({ ...base, labelPresence: presence }));
   t.is(fp({ ...base, labelPresence: presence }), fp({ ...base, labelPresence: { ...presence, date: '2027-01-01T00:00:00.000Z' } }));
 });
 
 test.serial('label-presence stores statistics that generate applies, names in the manifest, and --no-label-repair turns off', async (t) => {
-  const gen = join(work, 'generator');
-  const backend = await loadBackend({ backend: 'native' });
-  await writeTinyGenerator(backend, gen);
-  const config = tinyGeneratorConfig();
-  const [d, h, w] = config.grid.shape;
   // Reference maps: the random model's own masks from another seed.
-  const refDir = await tinyReferenceMaps(gen, work, 'reference', ['--count', '3', '--condition', '0.5', '--seed', '7']);
+  const { gen, backend, config, refDir } = await tinyGeneratorWithReference(work, ['--count', '3', '--condition', '0.5', '--seed', '7']);
+  const [d, h, w] = config.grid.shape;
   // A high minimum (the maps' full mean) makes the random model's masks fall short, so the repair runs.
   const r = await cli(['label-presence', gen, '--reference', refDir, '--min-fraction', '1']);
   t.is(r.code, 0, r.err);
