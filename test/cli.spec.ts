@@ -17,7 +17,7 @@ test('brain-ldm info prints backend, ISA, threads and versions', async (t) => {
   t.regex(out, new RegExp(`^node ${process.version.replace(/\./g, '\\.')}`, 'm'));
   t.regex(out, /^backend: (native|wasm-simd-threads|wasm-simd|wasm-scalar)$/m);
   t.regex(out, /^isa: (avx512|avx2|scalar|simd128)$/m);
-  t.regex(out, /^threads: 2$/m);
+  t.regex(out, /^threads: 2 \(idle threads spin 2000 us before they sleep; BRAIN_LDM_SPIN_US\)$/m);
   t.regex(out, /^core: \d+\.\d+\.\d+ \((gcc|clang|emscripten)/m);
   if (hasNative) t.regex(out, /^backend: native$/m);
 });

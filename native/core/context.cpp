@@ -1,9 +1,35 @@
 #include "context.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 
 namespace bl {
+
+namespace {
+
+// The pool's spin time: the option, else BRAIN_LDM_SPIN_US (a whole number of microseconds, at most 1 s), else the
+// default.
+Status spin_micros_for(const ContextOptions& options, int64_t* out) {
+  *out = ThreadPool::kDefaultSpinMicros;
+  if (options.spin_micros >= 0) {
+    *out = options.spin_micros;
+    return Status::ok();
+  }
+  const char* v = std::getenv("BRAIN_LDM_SPIN_US");
+  if (!v || !*v) return Status::ok();
+  char* end = nullptr;
+  errno = 0;
+  const long long parsed = std::strtoll(v, &end, 10);
+  if (*end != '\0' || errno != 0 || parsed < 0 || parsed > 1000000)
+    return Status::range_error(std::string("environment variable BRAIN_LDM_SPIN_US must be a whole number of "
+                                           "microseconds from 0 to 1000000, got '") + v + "'");
+  *out = parsed;
+  return Status::ok();
+}
+
+}  // namespace
 
 const char* core_version() { return "0.1.0"; }
 
@@ -24,8 +50,10 @@ Status Context::create(const ContextOptions& options, std::unique_ptr<Context>* 
   } else if (options.precision != "fp32" && !options.precision.empty()) {
     return Status::range_error("precision '" + options.precision + "' is unknown; expected fp32 or bf16");
   }
+  int64_t spin_micros = 0;
+  BL_RETURN_IF_ERROR(spin_micros_for(options, &spin_micros));
   try {
-    out->reset(new Context(kernels_for(isa), bf16, options.threads));
+    out->reset(new Context(kernels_for(isa), bf16, options.threads, spin_micros));
   } catch (const std::exception& e) {
     return Status::runtime_error("could not start " + std::to_string(options.threads) + " threads: " + e.what());
   }

@@ -19,6 +19,9 @@ struct ContextOptions {
   int threads = 0;          // <= 0: one per available core
   std::string isa = "auto";  // auto, scalar, avx2, avx512, simd128
   std::string precision = "fp32";  // fp32, or bf16: convolution products in bf16 with fp32 sums (AVX512-BF16)
+  // How long idle pool threads spin before they sleep, in microseconds (thread_pool.h); < 0: BRAIN_LDM_SPIN_US
+  // from the environment, else ThreadPool::kDefaultSpinMicros.
+  int64_t spin_micros = -1;
 };
 
 class Context {
@@ -32,6 +35,7 @@ class Context {
   const char* precision() const { return bf16_ ? "bf16" : "fp32"; }
   ThreadPool& pool() { return pool_; }
   int threads() const { return pool_.size(); }
+  int64_t spin_micros() const { return pool_.spin_micros(); }
   Arena& scratch() { return scratch_; }
   std::mutex& mutex() { return mutex_; }
 
@@ -39,8 +43,8 @@ class Context {
   double probe_peak_gflops(double seconds_per_repeat, int repeats);
 
  private:
-  Context(const KernelTable* kernels, const Bf16Kernels* bf16, int threads)
-      : kernels_(kernels), bf16_(bf16), pool_(threads) {}
+  Context(const KernelTable* kernels, const Bf16Kernels* bf16, int threads, int64_t spin_micros)
+      : kernels_(kernels), bf16_(bf16), pool_(threads, spin_micros) {}
   const KernelTable* kernels_;
   const Bf16Kernels* bf16_;
   ThreadPool pool_;

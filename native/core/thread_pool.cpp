@@ -1,10 +1,46 @@
 #include "thread_pool.h"
 
+#include <chrono>
+
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace bl {
+
+namespace {
+
+// After this long a spinning thread also yields its core each round, so threads of other processes that share the
+// cores still get to run.
+constexpr int64_t kYieldAfterMicros = 100;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+// Spins until done() or `limit` microseconds pass; true when done() came true.
+template <typename Done>
+bool spin_until(int64_t limit, Done done) {
+  if (limit == 0) return done();
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    const int64_t spent =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+    if (spent > limit) return done();
+    if (spent > kYieldAfterMicros) std::this_thread::yield();
+  }
+}
+
+}  // namespace
 
 int ThreadPool::available_cores() {
 #if defined(__linux__) && !defined(__EMSCRIPTEN__)
@@ -19,7 +55,7 @@ int ThreadPool::available_cores() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
-ThreadPool::ThreadPool(int threads) {
+ThreadPool::ThreadPool(int threads, int64_t spin_micros) : spin_micros_(spin_micros) {
 #if defined(BL_SINGLE_THREADED)
   (void)threads;
   size_ = 1;
@@ -68,13 +104,15 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     job_ = &fn;
     job_n_ = n;
     job_threads_ = threads;
-    pending_ = threads - 1;
-    ++generation_;
+    pending_.store(threads - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   run_range(fn, n, threads, 0);
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [this] { return pending_ == 0; });
+  if (!spin_until(spin_micros_, [this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+  }
   job_ = nullptr;
 }
 
@@ -84,19 +122,23 @@ void ThreadPool::worker_loop(int index) {
     const std::function<void(int64_t, int64_t, int)>* job;
     int64_t n;
     int threads;
+    spin_until(spin_micros_, [&] { return generation_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      wake_.wait(lock, [&] { return stopping_ || generation_.load(std::memory_order_acquire) != seen; });
       if (stopping_) return;
-      seen = generation_;
+      seen = generation_.load(std::memory_order_relaxed);
       job = job_;
       n = job_n_;
       threads = job_threads_;
     }
     if (index < threads) {
       run_range(*job, n, threads, index);
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        // The caller may have stopped spinning: take the lock so its predicate check and sleep cannot miss this.
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.notify_one();
+      }
     }
   }
 }

@@ -141,6 +141,7 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("isa", bl::isa_name(ctx->isa()));
     o.Set("threads", ctx->threads());
+    o.Set("spinMicros", static_cast<double>(ctx->spin_micros()));
     o.Set("precision", ctx->precision());
     o.Set("coreVersion", bl::core_version());
     o.Set("compiler", compiler_string());

@@ -10,7 +10,7 @@ import type { Backend } from '../../ts/backend/types.js';
 import type { NetworkSpec } from '../../ts/bundle/model-bundle.js';
 import { createNetwork } from '../../ts/nets/network.js';
 import { randomNetworkWeights } from '../../ts/nets/random-weights.js';
-import { eachBackend, withNativeBackend } from '../helpers/backends.js';
+import { eachBackend, testBackends, withNativeBackend } from '../helpers/backends.js';
 import { relL2 } from '../helpers/reference.js';
 
 // 64 and 96 channels, so every stride-1 3x3x3 convolution takes Winograd (8x8x8 output tiles at 16^3, 512 per item;
@@ -24,10 +24,33 @@ const UNET: NetworkSpec = {
 };
 const SIDE = 16;
 
-function inputs(batch: number) {
-  const n = batch * 2 * SIDE ** 3;
-  const x = new Float32Array(n).map((_, i) => Math.sin(i * 0.013) + 0.3 * Math.cos((i % (2 * SIDE ** 3)) * 0.7));
-  return { x: { shape: [batch, 2, SIDE, SIDE, SIDE], data: x }, timesteps: { shape: [batch], data: new Float32Array(batch).fill(500) } };
+function inputs(batch: number, side = SIDE) {
+  const n = batch * 2 * side ** 3;
+  const x = new Float32Array(n).map((_, i) => Math.sin(i * 0.013) + 0.3 * Math.cos((i % (2 * side ** 3)) * 0.7));
+  return { x: { shape: [batch, 2, side, side, side], data: x }, timesteps: { shape: [batch], data: new Float32Array(batch).fill(500) } };
+}
+
+/**
+ * Small volumes: at 8^3 the 96 -> 96 layers run at 4^3, 16 F(2,3) tiles with batch 2, where a bf16 layer that keeps
+ * U takes Winograd's bf16 products (ops/conv3d_winograd.cpp, winograd_tile's keeps_weights), as wasm simd128 takes
+ * F(2,3) from 16 tiles; with batch 1 (8 tiles) both take the direct convolution. Batch 2 must give the same bytes
+ * again from its kept U, and its first item the batch of 1's output to the precision's rounding.
+ */
+async function checkSmallVolume(t: import('ava').ExecutionContext, backend: Backend) {
+  const weights = await randomNetworkWeights(backend, UNET, 12);
+  const network = await createNetwork(backend, UNET, weights);
+  try {
+    const two = inputs(2, 8);
+    const first = (await network.run('forward', two)).out.data;
+    t.deepEqual((await network.run('forward', two)).out.data, first, 'the kept U gives the bytes of the run that made it');
+    const one = (await network.run('forward', inputs(1, 8))).out.data;
+    const item0 = first.subarray(0, one.length);
+    const tolerance = backend.info().precision === 'bf16' ? 2e-2 : 1e-5;
+    t.true(relL2(item0, one) <= tolerance, `batch 2 item 0 vs batch of 1: rel L2 ${relL2(item0, one)}`);
+    t.true(relL2(item0, one) > 0, 'batch 2 and batch 1 took different algorithms at 4^3, so their rounding differs');
+  } finally {
+    await network.dispose();
+  }
 }
 
 async function check(t: import('ava').ExecutionContext, backend: Backend) {
@@ -57,6 +80,21 @@ async function check(t: import('ava').ExecutionContext, backend: Backend) {
 
 eachBackend('a network keeps transformed and packed weights across runs and gets the same bytes', async (t, backend) => {
   await check(t, backend);
+});
+
+for (const backend of testBackends().filter((b) => b.name === 'wasm-simd' || b.name === 'wasm-simd-threads')) {
+  test(`${backend.label}: small volumes take Winograd and agree with the direct convolution`, async (t) => {
+    const b = await backend.create();
+    try {
+      await checkSmallVolume(t, b);
+    } finally {
+      await b.dispose();
+    }
+  });
+}
+
+test('bf16 small volumes take Winograd products from kept weights too (native, AVX512-BF16 dot kernels)', async (t) => {
+  await withNativeBackend(t, { threads: 2, precision: 'bf16' }, (backend) => checkSmallVolume(t, backend), { BRAIN_LDM_BF16_KERNELS: 'avx512-bf16' });
 });
 
 test('bf16 Winograd products keep their packed transformed weights too (native, AVX512-BF16 dot kernels)', async (t) => {

@@ -17,6 +17,7 @@ export interface RawTensor {
 export interface NativeContextInfo {
   isa: string;
   threads: number;
+  spinMicros: number;
   precision: 'fp32' | 'bf16';
   coreVersion: string;
   compiler: string;

@@ -41,6 +41,12 @@ export interface BackendInfo {
   /** Kernel ISA in use: avx512, avx2, scalar, simd128. */
   isa: string;
   threads: number;
+  /**
+   * Microseconds an idle worker thread spins before it sleeps: BRAIN_LDM_SPIN_US when the backend was created,
+   * else 2000. Spinning saves the wake-up between the many short parallel steps of a forward; 0 suits machines
+   * shared with other busy processes.
+   */
+  spinMicros: number;
   /** Arithmetic of the convolutions (see BackendOptions.precision). */
   precision: Precision;
   coreVersion: string;

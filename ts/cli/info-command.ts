@@ -44,7 +44,7 @@ export async function infoCommand(options: InfoOptions, print: (line: string) =>
   print(`node ${report.node} (Node-API ${report.napi}), ${report.platform}`);
   print(`backend: ${selected.backend}`);
   print(`isa: ${selected.isa}`);
-  print(`threads: ${selected.threads}`);
+  print(`threads: ${selected.threads} (idle threads spin ${selected.spinMicros} us before they sleep; BRAIN_LDM_SPIN_US)`);
   print(`precision: ${selected.precision}`);
   if (selected.backend === 'native') {
     const kernels = loadNativeAddon().addon.bf16Kernels;

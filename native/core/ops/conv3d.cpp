@@ -373,11 +373,12 @@ int winograd_tile_for(const Context& ctx, const Tensor& x, const Tensor& weight,
   int64_t out[3];
   for (int i = 0; i < 3; ++i) out[i] = x.shape[2 + i] + p.pad_before[i] + p.pad_after[i] - 2;
   const int64_t cin = weight.shape[1], cout = weight.shape[0];
+  const bool keeps = p.packed != nullptr;
   const int fp32_tile = winograd_tile(cin, cout, x.shape[0], out, false, ctx.kernels().isa == Isa::WasmSimd128);
   // In a bf16 context F(4,3) still computes in fp32 (conv3d_winograd.cpp), and where it pays it beats the bf16
   // products: its 8x fewer multiplies outrun the dot-product kernels' 2x rate, and its error is fp32's.
   if (!bf || fp32_tile == 4) return fp32_tile;
-  return bf->prefers_direct ? 0 : winograd_tile(cin, cout, x.shape[0], out, true);
+  return bf->prefers_direct ? 0 : winograd_tile(cin, cout, x.shape[0], out, true, false, keeps);
 }
 
 }  // namespace

@@ -742,7 +742,17 @@ bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles) { return cin >= 64 
 // and narrow layers too (16 to 63 channels a side), direct -> F(4,3) (--algs 0,4):
 //   32 -> 32 @24x32x24    43.9 -> 9.5         48 -> 48 @48x64x48 (batch 1)    377.8 -> 79.9
 //   16 -> 16 @24x32x24    14.8 -> 7.9         33 -> 16 @12x16x12 (batch 1, 36 tiles)  3.2 -> 1.0
-int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16, bool no_fma) {
+//
+// A bf16 network layer keeps F(2,3)'s U where it is at most kKeepUBytes, and then F(2,3) pays from 16 tiles (64 and
+// more channels a side): with the weight transform out of the call its products are 27/8 times fewer than the
+// direct convolution's, which at 4x5x4 also wastes 58% of its lanes on the flat layout's margins. The default UNet's
+// fourteen layers at 4x5x4 (batch 2, 24 tiles), inside the network (BRAIN_LDM_PROFILE, the EPYC, two threads, three
+// alternations), 11 x 128 -> 128 and 3 x 256 -> 128: direct 11.5-12.2 + 5.9-6.1 ms -> F(2,3) 7.2-7.8 + 3.7-3.8 ms;
+// peak RSS +22 MiB (U's bf16 pairs are 64/27 the packed weights). fp32 gains as much over the gathered convolution
+// (11.9-12.9 + 6.3-6.6 -> 7.5 + 4.0 ms), but its kept fp32 U raised the forward's peak RSS from 380 to 420 MiB, past
+// PyTorch's 404, for 3% of the forward, so fp32 keeps the gathered convolution there.
+int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16, bool no_fma,
+                  bool keeps_weights) {
   int64_t tiles2 = batch, tiles4 = batch;
   for (int i = 0; i < 3; ++i) {
     tiles2 *= (out[i] + 1) / 2;
@@ -766,7 +776,8 @@ int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3]
   // All within 5.4e-6 of the direct convolution.
   const bool narrow = (cin < 64 || cout < 64) && cin >= 16 && cout >= 16;
   if (narrow && !bf16) return tiles4 >= 64 && 216 * tiles4 * 10 <= 64 * tiles2 * 6 ? 4 : 0;
-  if (!winograd_pays(cin, cout, tiles2)) return 0;
+  if (!winograd_pays(cin, cout, tiles2))
+    return bf16 && keeps_weights && cin >= 64 && cout >= 64 && tiles2 >= 16 && 64 * cin * cout * 4 <= kKeepUBytes ? 2 : 0;
   if (bf16) return 2;
   const bool products_lead = cin * cout >= 40 * (cin + cout);
   const bool little_waste = 216 * tiles4 * 10 <= 64 * tiles2 * 6;
