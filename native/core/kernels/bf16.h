@@ -18,11 +18,11 @@ struct Bf16Kernels {
   // Raw weights [cout][cin][taps] -> this kernel's packed layout, output-channel blocks [b0, b1); each block holds
   // round_up(ceil(cin / 2), pair_multiple) * taps * conv_co_block * 2 bf16 values, zeros past cin and cout.
   void (*pack_weights)(const float* w, int64_t cout, int64_t cin, int64_t taps, uint16_t* w2, int64_t b0, int64_t b1);
-  // acc[co][p] (row stride conv_tile) = sum over pairs and taps of w2 x x2 for co < conv_co_block, p < conv_tile,
+  // acc[co * acc_stride + p] = sum over pairs and taps of w2 x x2 for co < conv_co_block, p < conv_tile,
   // where x2[pair * 2 * pair_stride + 2 * (tap_off[tap] + p) + j] holds input channel 2 * pair + j (bf16 bits;
   // tap_off and pair_stride in positions); `pairs` is a multiple of pair_multiple.
   void (*conv_tile_fn)(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_off, int ntaps, int pairs,
-                       int64_t pair_stride, float* acc);
+                       int64_t pair_stride, float* acc, int64_t acc_stride);
   // out[2i] = bf16(a[i]), out[2i + 1] = bf16(b[i]) (0 when b is null) for i < n: one row of a channel pair,
   // rounded to nearest even by VCVTNE2PS2BF16 (denormal inputs become zero, NaN stays NaN).
   void (*pack_pair_row)(const float* a, const float* b, uint16_t* out, int64_t n);

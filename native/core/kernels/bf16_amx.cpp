@@ -46,7 +46,7 @@ void configure_tiles() {
 }
 
 void conv_tile_amx(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_off, int ntaps, int pairs,
-                   int64_t pair_stride, float* acc) {
+                   int64_t pair_stride, float* acc, int64_t acc_stride) {
   configure_tiles();
   _tile_zero(0);
   _tile_zero(1);
@@ -68,10 +68,10 @@ void conv_tile_amx(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_of
       w2 += kCo * 2 * kPairs;
     }
   }
-  _tile_stored(0, acc, kTile * 4);
-  _tile_stored(1, acc + 16, kTile * 4);
-  _tile_stored(2, acc + 16 * kTile, kTile * 4);
-  _tile_stored(3, acc + 16 * kTile + 16, kTile * 4);
+  _tile_stored(0, acc, acc_stride * 4);
+  _tile_stored(1, acc + 16, acc_stride * 4);
+  _tile_stored(2, acc + 16 * acc_stride, acc_stride * 4);
+  _tile_stored(3, acc + 16 * acc_stride + 16, acc_stride * 4);
 }
 
 // [block][K step][tap][32 output channels][32 input channels]: one weight tile pair per (K step, tap).

@@ -13,7 +13,7 @@ constexpr int kCo = 8;
 constexpr int kNv = 3;
 
 void conv_tile_bf16(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_off, int ntaps, int pairs,
-                    int64_t pair_stride, float* acc) {
+                    int64_t pair_stride, float* acc, int64_t acc_stride) {
   __m512 a[kCo][kNv];
   for (int c = 0; c < kCo; ++c)
     for (int v = 0; v < kNv; ++v) a[c][v] = _mm512_setzero_ps();
@@ -33,7 +33,7 @@ void conv_tile_bf16(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_o
     }
   }
   for (int c = 0; c < kCo; ++c)
-    for (int v = 0; v < kNv; ++v) _mm512_storeu_ps(acc + c * kNv * 16 + v * 16, a[c][v]);
+    for (int v = 0; v < kNv; ++v) _mm512_storeu_ps(acc + c * acc_stride + v * 16, a[c][v]);
 }
 
 }  // namespace

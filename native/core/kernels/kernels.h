@@ -12,12 +12,13 @@ struct KernelTable {
   Isa isa;
   const char* name;
 
-  // Convolution micro-tile: acc[co][p] = sum_ci sum_tap w[ci][tap][co] * x[ci*ci_stride + tap_off[tap] + p]
-  // for co < conv_co_block and p < conv_tile. x may be read up to conv_tile-1 past each tap offset.
+  // Convolution micro-tile: acc[co * acc_stride + p] = sum_ci sum_tap w[ci][tap][co] * x[ci*ci_stride + tap_off[tap] + p]
+  // for co < conv_co_block and p < conv_tile. x may be read up to conv_tile-1 past each tap offset. acc_stride lets
+  // a caller store straight into its own rows (Winograd's products per channel) instead of copying a dense tile.
   int conv_co_block;
   int conv_tile;
   void (*conv_tile_fn)(const float* x, const float* w, const int32_t* tap_off, int ntaps, int cin,
-                       int64_t ci_stride, float* acc);
+                       int64_t ci_stride, float* acc, int64_t acc_stride);
 
   void (*silu)(const float* x, float* y, int64_t n);
   void (*add)(const float* a, const float* b, float* y, int64_t n);

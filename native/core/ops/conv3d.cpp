@@ -307,7 +307,7 @@ Status conv3d_gathered(Context& ctx, const ConvGeometry& g, const Tensor& x, con
       for (int64_t k0 = 0; k0 < kdim; k0 += kGatherK) {
         const int64_t kn = std::min(kGatherK, kdim - k0);
         for (int64_t cb = cb0; cb < cb1; ++cb) {
-          k.conv_tile_fn(xg + k0 * lanes + tile * tb, wp + (cb * kdim + k0) * co_block, &tap0, 1, static_cast<int>(kn), lanes, acc);
+          k.conv_tile_fn(xg + k0 * lanes + tile * tb, wp + (cb * kdim + k0) * co_block, &tap0, 1, static_cast<int>(kn), lanes, acc, tb);
           float* s = sum + (cb - cb0) * co_block * tb;
           if (k0 == 0) std::memcpy(s, acc, sizeof(float) * co_block * tb);
           else for (int64_t i = 0; i < co_block * tb; ++i) s[i] += acc[i];
@@ -546,11 +546,11 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
                             static_cast<int>(taps),
                             static_cast<int>(std::min(padded_pairs - ci0 / 2, (cin_here + 2 * pair_multiple - 1) /
                                                       (2 * pair_multiple) * pair_multiple)),
-                            g.ci_stride, acc);
+                            g.ci_stride, acc, tile);
             else
               k.conv_tile_fn(xq + ci0 * g.ci_stride + z * g.hq * g.wq + p0,
                              wp + (cb * g.cin + ci0) * taps * co_block, tap_off.data(), static_cast<int>(taps),
-                             static_cast<int>(cin_here), g.ci_stride, acc);
+                             static_cast<int>(cin_here), g.ci_stride, acc, tile);
             int64_t lanes = std::min<int64_t>(tile, plane - p0);
             for (int c = 0; c < co_block; ++c) {
               int64_t co = cb * co_block + c;

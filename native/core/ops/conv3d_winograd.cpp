@@ -589,15 +589,30 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
     for (int64_t pt = p0; pt < p1; ++pt)
       pack_bf16_pairs(v + pt * lanes, g.cin, v_channel, lanes, lanes, v2 + 2 * pt * pairs * lanes, 0, pairs);
   };
-  // acc[co_block][tb] = the products of output-channel block cb (s0: the first block of U) at point pt for
-  // micro-tile `tile` of v.
-  auto products = [&](const float* v, int64_t pt, int64_t cb, int64_t s0, int64_t tile, float* acc) {
+  // acc[c * acc_stride + i] (c < co_block, i < tb) = the products of output-channel block cb (s0: the first block
+  // of U) at point pt for micro-tile `tile` of v. The kernels store them straight into M's channel rows (a dense
+  // tile copied there cost 4% of the default UNet's forward); only a last block that M has no rows for past cout
+  // goes through the dense tile (to_m).
+  auto products = [&](const float* v, int64_t pt, int64_t cb, int64_t s0, int64_t tile, float* acc, int64_t acc_stride) {
     if (bf)
       bf->conv_tile_fn(reinterpret_cast<const uint16_t*>(v + v_floats) + 2 * (pt * pairs * lanes + tile * tb),
-                       u2 + 2 * (pt * slice_blocks + cb - s0) * pairs * co_block, &tap0, 1, static_cast<int>(pairs), lanes, acc);
+                       u2 + 2 * (pt * slice_blocks + cb - s0) * pairs * co_block, &tap0, 1, static_cast<int>(pairs), lanes,
+                       acc, acc_stride);
     else
       k.conv_tile_fn(v + pt * lanes + tile * tb, u + pt * u_point + (cb - s0) * g.cin * co_block, &tap0, 1,
-                     static_cast<int>(g.cin), v_channel, acc);
+                     static_cast<int>(g.cin), v_channel, acc, acc_stride);
+  };
+  // The products of block cb at (pt, tile) into rows of m (row c of the block at m_block + c * m_channel), which has
+  // rows only up to cout.
+  auto to_m = [&](const float* v, int64_t pt, int64_t cb, int64_t s0, int64_t tile, float* m_block, float* acc) {
+    float* dst = m_block + pt * lanes + tile * tb;
+    if ((cb + 1) * co_block <= g.cout) {
+      products(v, pt, cb, s0, tile, dst, m_channel);
+      return;
+    }
+    products(v, pt, cb, s0, tile, acc, tb);
+    for (int c = 0; c < co_block && cb * co_block + c < g.cout; ++c)
+      std::memcpy(dst + c * m_channel, acc + c * tb, sizeof(float) * tb);
   };
   // The outputs of channels [co0, co1) of block blk from m (channel co at m + (co - co0) * m_channel).
   auto outputs = [&](const float* m, int64_t blk, int64_t co0, int64_t co1, float* work) {
@@ -624,9 +639,7 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
           const int64_t cb = s0 + ((item / (group_tiles * chunk)) % chunks) * chunk + item % chunk;
           if (cb >= s1) continue;
           const int64_t pt = item / (chunks * group_tiles * chunk), tile = (item / chunk) % group_tiles;
-          products(v, pt, cb, s0, tile, acc);
-          for (int c = 0; c < co_block && cb * co_block + c < g.cout; ++c)
-            std::memcpy(m + ((cb - s0) * co_block + c) * m_channel + pt * lanes + tile * tb, acc + c * tb, sizeof(float) * tb);
+          to_m(v, pt, cb, s0, tile, m + (cb - s0) * co_block * m_channel, acc);
         }
       });
       ctx.pool().parallel_for(std::min(g.cout, s1 * co_block) - s0 * co_block, [&](int64_t c0, int64_t c1, int t) {
@@ -660,28 +673,19 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
     float* v = per_thread + t * thread_floats;
     float* m = v + v_block_floats;
     float* work = m + m_floats;
-    alignas(64) float acc[16 * 64];
     for (int64_t blk = b0; blk < b1; ++blk) {
       transform_block(blk, 0, g.cin, v, work);
       if (bf) pack_points(v, 0, kPoints);
       if (point_major) {
         for (int64_t pt = 0; pt < kPoints; ++pt)
           for (int64_t tile = 0; tile < tiles; ++tile)
-            for (int64_t cb = 0; cb < co_blocks; ++cb) {
-              products(v, pt, cb, 0, tile, acc);
-              for (int c = 0; c < co_block; ++c)
-                std::memcpy(m + (cb * co_block + c) * m_channel + pt * lanes + tile * tb, acc + c * tb, sizeof(float) * tb);
-            }
+            for (int64_t cb = 0; cb < co_blocks; ++cb) products(v, pt, cb, 0, tile, m + cb * co_block * m_channel + pt * lanes + tile * tb, m_channel);
         outputs(m, blk, 0, g.cout, work);
         continue;
       }
       for (int64_t cb = 0; cb < co_blocks; ++cb) {
         for (int64_t pt = 0; pt < kPoints; ++pt)
-          for (int64_t tile = 0; tile < tiles; ++tile) {
-            products(v, pt, cb, 0, tile, acc);
-            for (int c = 0; c < co_block; ++c)
-              std::memcpy(m + c * m_channel + pt * lanes + tile * tb, acc + c * tb, sizeof(float) * tb);
-          }
+          for (int64_t tile = 0; tile < tiles; ++tile) products(v, pt, cb, 0, tile, m + pt * lanes + tile * tb, m_channel);
         outputs(m, blk, cb * co_block, (cb + 1) * co_block, work);
       }
     }
