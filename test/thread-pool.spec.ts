@@ -1,7 +1,8 @@
 /**
  * The worker pool spins a while before its idle threads sleep (native/core/thread_pool.h), for BRAIN_LDM_SPIN_US
- * microseconds (default 2000). Spinning only changes when a thread notices work, never which thread computes what,
- * so every setting must give the same bytes; and the three ways a thread can wait (sleep at once, spin then
+ * microseconds (default 2000). Spinning changes when a thread notices work, and so which thread takes which piece
+ * of a convolution (ThreadPool::parallel_for_dynamic), never what a piece computes, so every setting must give the
+ * same bytes; and the three ways a thread can wait (sleep at once, spin then
  * sleep, catch the work while spinning) must never lose a wake-up, which here would hang the chain of calls
  * until ava's timeout. Bad values are refused when the backend is made, naming the variable and the value.
  */

@@ -1,5 +1,6 @@
 #include "thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 
 #if defined(__linux__)
@@ -86,15 +87,32 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-static void run_range(const std::function<void(int64_t, int64_t, int)>& fn, int64_t n, int threads, int index) {
-  int64_t begin = n * index / threads;
-  int64_t end = n * (index + 1) / threads;
-  if (begin < end) fn(begin, end, index);
+// Thread `index`'s share of the current job: its contiguous range, or ranges taken from next_ until none is left.
+void ThreadPool::run_share(int index) {
+  const int64_t n = job_n_, grain = job_grain_;
+  if (grain == 0) {
+    const int64_t begin = n * index / job_threads_, end = n * (index + 1) / job_threads_;
+    if (begin < end) (*job_)(begin, end, index);
+    return;
+  }
+  for (;;) {
+    const int64_t begin = next_.fetch_add(grain, std::memory_order_relaxed);
+    if (begin >= n) return;
+    (*job_)(begin, std::min(n, begin + grain), index);
+  }
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) { run(n, 0, fn); }
+
+void ThreadPool::parallel_for_dynamic(int64_t n, int pieces_per_thread,
+                                      const std::function<void(int64_t, int64_t, int)>& fn) {
+  run(n, std::max<int64_t>(1, n / (int64_t(size_) * std::max(1, pieces_per_thread))), fn);
+}
+
+void ThreadPool::run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
-  int threads = static_cast<int>(n < size_ ? n : size_);
+  const int64_t pieces = grain > 0 ? (n + grain - 1) / grain : n;
+  int threads = static_cast<int>(pieces < size_ ? pieces : size_);
   if (threads <= 1) {
     fn(0, n, 0);
     return;
@@ -103,12 +121,14 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     std::lock_guard<std::mutex> lock(mutex_);
     job_ = &fn;
     job_n_ = n;
+    job_grain_ = grain;
+    next_.store(0, std::memory_order_relaxed);
     job_threads_ = threads;
     pending_.store(threads - 1, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
-  run_range(fn, n, threads, 0);
+  run_share(0);
   if (!spin_until(spin_micros_, [this] { return pending_.load(std::memory_order_acquire) == 0; })) {
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
@@ -119,8 +139,6 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t, int)>* job;
-    int64_t n;
     int threads;
     spin_until(spin_micros_, [&] { return generation_.load(std::memory_order_acquire) != seen; });
     {
@@ -128,12 +146,12 @@ void ThreadPool::worker_loop(int index) {
       wake_.wait(lock, [&] { return stopping_ || generation_.load(std::memory_order_acquire) != seen; });
       if (stopping_) return;
       seen = generation_.load(std::memory_order_relaxed);
-      job = job_;
-      n = job_n_;
       threads = job_threads_;
     }
+    // The job's fields stay as they are until every thread of it has finished (pending_), so run_share reads them
+    // without the lock.
     if (index < threads) {
-      run_range(*job, n, threads, index);
+      run_share(index);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         // The caller may have stopped spinning: take the lock so its predicate check and sleep cannot miss this.
         std::lock_guard<std::mutex> lock(mutex_);

@@ -32,10 +32,17 @@ class ThreadPool {
   int64_t spin_micros() const { return spin_micros_; }
   // fn(begin, end, thread_index) is called once per thread with a non-empty range.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+  // The same split into about pieces_per_thread ranges per thread, which the threads take in turn as they finish
+  // (an atomic counter), so a thread the OS or hypervisor holds back, or a range that costs more, delays the call
+  // less. fn may be called several times per thread; it must give the same results whichever thread runs a range
+  // (per-thread scratch only for temporaries), so the bytes do not depend on timing.
+  void parallel_for_dynamic(int64_t n, int pieces_per_thread, const std::function<void(int64_t, int64_t, int)>& fn);
   static int available_cores();
 
  private:
   void worker_loop(int index);
+  void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
+  void run_share(int index);
 
   int size_ = 1;
   int64_t spin_micros_;
@@ -45,6 +52,8 @@ class ThreadPool {
   std::condition_variable done_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
+  int64_t job_grain_ = 0;  // 0: one contiguous range per thread; else ranges of this size from next_
+  std::atomic<int64_t> next_{0};
   int job_threads_ = 0;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};

@@ -299,7 +299,7 @@ Status conv3d_gathered(Context& ctx, const ConvGeometry& g, const Tensor& x, con
   const float* bias_data = bias ? bias->f32() : nullptr;
   const int64_t out_spatial = g.od * g.oh * g.ow;
   const int32_t tap0 = 0;
-  ctx.pool().parallel_for(tiles * groups, [&](int64_t begin, int64_t end, int thread) {
+  ctx.pool().parallel_for_dynamic(tiles * groups, 4, [&](int64_t begin, int64_t end, int thread) {
     alignas(64) float acc[16 * 64];
     float* sum = sums + thread * acc_floats;
     for (int64_t item = begin; item < end; ++item) {
@@ -532,7 +532,9 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
         const int64_t group = std::min<int64_t>(tiles, std::max<int64_t>(1, (int64_t(256) << 10) / tile_bytes));
         const int64_t groups = (tiles + group - 1) / group;
         const int64_t items = g.od * groups * co_blocks * group;
-        ctx.pool().parallel_for(items, [&](int64_t begin, int64_t end, int) {
+        // Taken in pieces by whichever thread is free (ThreadPool::parallel_for_dynamic): each item writes its own
+        // outputs, so the bytes do not depend on which thread runs it.
+        ctx.pool().parallel_for_dynamic(items, 4, [&](int64_t begin, int64_t end, int) {
           alignas(64) float acc[16 * 64];
           for (int64_t item = begin; item < end; ++item) {
             int64_t t = ((item / (group * co_blocks)) % groups) * group + item % group;
