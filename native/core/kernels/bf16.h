@@ -23,6 +23,11 @@ struct Bf16Kernels {
   // tap_off and pair_stride in positions); `pairs` is a multiple of pair_multiple.
   void (*conv_tile_fn)(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_off, int ntaps, int pairs,
                        int64_t pair_stride, float* acc, int64_t acc_stride);
+  // The same over the first `vectors` * conv_tile_step positions (as KernelTable's conv_tile_part_fn); null where
+  // the kernel has no narrower tile.
+  int conv_tile_step;
+  void (*conv_tile_part_fn)(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_off, int ntaps, int pairs,
+                            int64_t pair_stride, float* acc, int64_t acc_stride, int vectors);
   // out[2i] = bf16(a[i]), out[2i + 1] = bf16(b[i]) (0 when b is null) for i < n: one row of a channel pair,
   // rounded to nearest even by VCVTNE2PS2BF16 (denormal inputs become zero, NaN stays NaN).
   void (*pack_pair_row)(const float* a, const float* b, uint16_t* out, int64_t n);

@@ -88,7 +88,9 @@ void pack_weights(const float* w, int64_t cout, int64_t cin, int64_t taps, uint1
           }
 }
 
-const Bf16Kernels kAmx = {"amx-bf16", kCo, kTile, kPairs, true, pack_weights, conv_tile_amx, pack_pair_row_avx512bf16};
+// No narrower tile: Winograd, its only user, takes the AVX512-BF16 layout (pair_multiple 1).
+const Bf16Kernels kAmx = {"amx-bf16", kCo, kTile, kPairs, true, pack_weights, conv_tile_amx, kTile, nullptr,
+                          pack_pair_row_avx512bf16};
 
 }  // namespace
 

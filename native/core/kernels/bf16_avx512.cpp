@@ -12,8 +12,10 @@ namespace {
 constexpr int kCo = 8;
 constexpr int kNv = 3;
 
-void conv_tile_bf16(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_off, int ntaps, int pairs,
-                    int64_t pair_stride, float* acc, int64_t acc_stride) {
+// kNv vectors of 16 positions, or fewer for a Winograd block's last micro-tile (each lane's sum is the same).
+template <int kNv>
+void conv_tile_bf16_nv(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_off, int ntaps, int pairs,
+                       int64_t pair_stride, float* acc, int64_t acc_stride) {
   __m512 a[kCo][kNv];
   for (int c = 0; c < kCo; ++c)
     for (int v = 0; v < kNv; ++v) a[c][v] = _mm512_setzero_ps();
@@ -34,6 +36,18 @@ void conv_tile_bf16(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_o
   }
   for (int c = 0; c < kCo; ++c)
     for (int v = 0; v < kNv; ++v) _mm512_storeu_ps(acc + c * acc_stride + v * 16, a[c][v]);
+}
+
+void conv_tile_bf16(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_off, int ntaps, int pairs,
+                    int64_t pair_stride, float* acc, int64_t acc_stride) {
+  conv_tile_bf16_nv<kNv>(x2, w2, tap_off, ntaps, pairs, pair_stride, acc, acc_stride);
+}
+
+void conv_tile_part_bf16(const uint16_t* x2, const uint16_t* w2, const int32_t* tap_off, int ntaps, int pairs,
+                         int64_t pair_stride, float* acc, int64_t acc_stride, int vectors) {
+  if (vectors == 1) return conv_tile_bf16_nv<1>(x2, w2, tap_off, ntaps, pairs, pair_stride, acc, acc_stride);
+  if (vectors == 2) return conv_tile_bf16_nv<2>(x2, w2, tap_off, ntaps, pairs, pair_stride, acc, acc_stride);
+  conv_tile_bf16_nv<kNv>(x2, w2, tap_off, ntaps, pairs, pair_stride, acc, acc_stride);
 }
 
 }  // namespace
@@ -61,7 +75,7 @@ void pack_weights(const float* w, int64_t cout, int64_t cin, int64_t taps, uint1
 }
 
 const Bf16Kernels kAvx512Bf16 = {"avx512-bf16", kCo, kNv * 16, 1, false, pack_weights, conv_tile_bf16,
-                                 pack_pair_row_avx512bf16};
+                                 16, conv_tile_part_bf16, pack_pair_row_avx512bf16};
 
 }  // namespace
 

@@ -19,6 +19,12 @@ struct KernelTable {
   int conv_tile;
   void (*conv_tile_fn)(const float* x, const float* w, const int32_t* tap_off, int ntaps, int cin,
                        int64_t ci_stride, float* acc, int64_t acc_stride);
+  // The same over the first `vectors` * conv_tile_step positions only (1 <= vectors <= conv_tile / conv_tile_step),
+  // bit for bit what conv_tile_fn gives there: Winograd's last micro-tile of a block, whose lanes past the block's
+  // tiles would otherwise be products thrown away (160 tiles made 4 tiles of 48: 17% of the products).
+  int conv_tile_step;
+  void (*conv_tile_part_fn)(const float* x, const float* w, const int32_t* tap_off, int ntaps, int cin,
+                            int64_t ci_stride, float* acc, int64_t acc_stride, int vectors);
 
   void (*silu)(const float* x, float* y, int64_t n);
   void (*add)(const float* a, const float* b, float* y, int64_t n);

@@ -488,8 +488,11 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
     block_rows = std::min(total_rows, std::max<int64_t>(1, std::min(want_lanes, cap_lanes) / g.tx));
   }
   const int64_t blocks = (total_rows + block_rows - 1) / block_rows;
-  const int64_t lanes = round_up(block_rows * g.tx, tb);
-  const int64_t tiles = lanes / tb;
+  // A block's lanes are padded to whole vectors, not whole micro-tiles: its last micro-tile runs on the narrower
+  // kernel (conv_tile_part_fn). 160 tiles (the default UNet's 16x20x16 layers at F(4,3) and 8x10x8 at F(2,3), batch
+  // 2) made four tiles of 48 lanes, a sixth of them padding; 24 (4x5x4) made one, half of it padding.
+  const int64_t step = k.conv_tile_step;
+  const int64_t lanes = round_up(block_rows * g.tx, step);
   // A block's products go one output-channel block at a time (each reads all of V, from L2) where V fits in
   // kBlockBytes, else one point at a time (V_p read once for every output channel, M holding all of them): V of
   // one micro-tile of lanes outgrows L2 from 129 input channels at F(2,3) and from 38 at F(4,3), and re-read per
@@ -500,7 +503,9 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
   // channels in pairs (kernels/bf16.h); the transforms and M stay fp32. F(2,3) only (conv3d() refuses F(4,3) in
   // bf16 and Auto does not choose it there; see the header comment).
   const Bf16Kernels* bf = M == 2 ? ctx.bf16() : nullptr;
-  if (bf && (bf->conv_co_block != co_block || bf->conv_tile != tb || bf->pair_multiple != 1)) bf = nullptr;
+  if (bf && (bf->conv_co_block != co_block || bf->conv_tile != tb || bf->pair_multiple != 1 ||
+             bf->conv_tile_step != step || !bf->conv_tile_part_fn))
+    bf = nullptr;
   const int64_t pairs = (g.cin + 1) / 2;
   const InputScratch isc(g, M, block_rows);
   // V and M are stored a channel at a time, [channel][point][lane]: the input transform of one channel then writes
@@ -581,44 +586,61 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
   const float* bias_data = bias ? bias->f32() : nullptr;
   const int32_t tap0 = 0;
   auto block_used = [&](int64_t blk) { return std::min(total_lanes, (blk + 1) * block_rows * g.tx) - blk * block_rows * g.tx; };
+  // The lanes of block blk the products compute (its tiles padded to whole vectors), and its micro-tiles.
+  auto block_lanes = [&](int64_t blk) { return round_up(block_used(blk), step); };
+  auto block_tiles = [&](int64_t blk) { return (block_lanes(blk) + tb - 1) / tb; };
   // One block's V for channels [c0, c1), zeros in the pad lanes.
   auto transform_block = [&](int64_t blk, int64_t c0, int64_t c1, float* v, float* work) {
     const int64_t r0 = blk * block_rows, r1 = std::min(total_rows, r0 + block_rows), used = block_used(blk);
+    const int64_t padded = block_lanes(blk);
     for (int64_t ci = c0; ci < c1; ++ci) {
       transform_input<M>(g, isc, x.f32(), ci, r0, r1, v + ci * v_channel, lanes, work);
-      if (used < lanes)  // pad lanes: finite zeros, their products are dropped
-        for (int64_t pt = 0; pt < kPoints; ++pt) std::memset(v + ci * v_channel + pt * lanes + used, 0, sizeof(float) * (lanes - used));
+      if (used < padded)  // pad lanes: finite zeros, their products are dropped
+        for (int64_t pt = 0; pt < kPoints; ++pt)
+          std::memset(v + ci * v_channel + pt * lanes + used, 0, sizeof(float) * (padded - used));
     }
   };
-  auto pack_points = [&](float* v, int64_t p0, int64_t p1) {
+  auto pack_points = [&](float* v, int64_t blk, int64_t p0, int64_t p1) {
     uint16_t* v2 = reinterpret_cast<uint16_t*>(v + v_floats);
     for (int64_t pt = p0; pt < p1; ++pt)
-      pack_bf16_pairs(v + pt * lanes, g.cin, v_channel, lanes, lanes, v2 + 2 * pt * pairs * lanes, 0, pairs);
+      pack_bf16_pairs(v + pt * lanes, g.cin, v_channel, lanes, block_lanes(blk), v2 + 2 * pt * pairs * lanes, 0, pairs);
   };
-  // acc[c * acc_stride + i] (c < co_block, i < tb) = the products of output-channel block cb (s0: the first block
-  // of U) at point pt for micro-tile `tile` of v. The kernels store them straight into M's channel rows (a dense
-  // tile copied there cost 4% of the default UNet's forward); only a last block that M has no rows for past cout
-  // goes through the dense tile (to_m).
-  auto products = [&](const float* v, int64_t pt, int64_t cb, int64_t s0, int64_t tile, float* acc, int64_t acc_stride) {
-    if (bf)
-      bf->conv_tile_fn(reinterpret_cast<const uint16_t*>(v + v_floats) + 2 * (pt * pairs * lanes + tile * tb),
-                       u2 + 2 * (pt * slice_blocks + cb - s0) * pairs * co_block, &tap0, 1, static_cast<int>(pairs), lanes,
-                       acc, acc_stride);
-    else
-      k.conv_tile_fn(v + pt * lanes + tile * tb, u + pt * u_point + (cb - s0) * g.cin * co_block, &tap0, 1,
-                     static_cast<int>(g.cin), v_channel, acc, acc_stride);
+  // acc[c * acc_stride + i] (c < co_block, i < width) = the products of output-channel block cb (s0: the first
+  // block of U) at point pt for micro-tile `tile` of v, width = tb lanes or (a block's last tile) fewer. The kernels
+  // store them straight into M's channel rows (a dense tile copied there cost 4% of the default UNet's forward);
+  // only a last block that M has no rows for past cout goes through the dense tile (to_m).
+  auto products = [&](const float* v, int64_t pt, int64_t cb, int64_t s0, int64_t tile, int64_t width, float* acc,
+                      int64_t acc_stride) {
+    const int vectors = static_cast<int>(width / step);
+    if (bf) {
+      const uint16_t* vt = reinterpret_cast<const uint16_t*>(v + v_floats) + 2 * (pt * pairs * lanes + tile * tb);
+      const uint16_t* ut = u2 + 2 * (pt * slice_blocks + cb - s0) * pairs * co_block;
+      if (width == tb)
+        bf->conv_tile_fn(vt, ut, &tap0, 1, static_cast<int>(pairs), lanes, acc, acc_stride);
+      else
+        bf->conv_tile_part_fn(vt, ut, &tap0, 1, static_cast<int>(pairs), lanes, acc, acc_stride, vectors);
+    } else {
+      const float* vt = v + pt * lanes + tile * tb;
+      const float* ut = u + pt * u_point + (cb - s0) * g.cin * co_block;
+      if (width == tb)
+        k.conv_tile_fn(vt, ut, &tap0, 1, static_cast<int>(g.cin), v_channel, acc, acc_stride);
+      else
+        k.conv_tile_part_fn(vt, ut, &tap0, 1, static_cast<int>(g.cin), v_channel, acc, acc_stride, vectors);
+    }
   };
-  // The products of block cb at (pt, tile) into rows of m (row c of the block at m_block + c * m_channel), which has
-  // rows only up to cout.
-  auto to_m = [&](const float* v, int64_t pt, int64_t cb, int64_t s0, int64_t tile, float* m_block, float* acc) {
+  // The products of block cb at (pt, tile) of block blk into rows of m (row c of the block at m_block + c *
+  // m_channel), which has rows only up to cout.
+  auto to_m = [&](const float* v, int64_t blk, int64_t pt, int64_t cb, int64_t s0, int64_t tile, float* m_block,
+                  float* acc) {
     float* dst = m_block + pt * lanes + tile * tb;
+    const int64_t width = std::min(tb, block_lanes(blk) - tile * tb);
     if ((cb + 1) * co_block <= g.cout) {
-      products(v, pt, cb, s0, tile, dst, m_channel);
+      products(v, pt, cb, s0, tile, width, dst, m_channel);
       return;
     }
-    products(v, pt, cb, s0, tile, acc, tb);
+    products(v, pt, cb, s0, tile, width, acc, tb);
     for (int c = 0; c < co_block && cb * co_block + c < g.cout; ++c)
-      std::memcpy(dst + c * m_channel, acc + c * tb, sizeof(float) * tb);
+      std::memcpy(dst + c * m_channel, acc + c * tb, sizeof(float) * width);
   };
   // The outputs of channels [co0, co1) of block blk from m (channel co at m + (co - co0) * m_channel).
   auto outputs = [&](const float* m, int64_t blk, int64_t co0, int64_t co1, float* work) {
@@ -636,18 +658,18 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
       ctx.pool().parallel_for_dynamic(g.cin, kPiecesPerThread, [&](int64_t c0, int64_t c1, int t) {
         transform_block(blk, c0, c1, v, per_thread + t * thread_floats);
       });
-      if (bf) ctx.pool().parallel_for(kPoints, [&](int64_t p0, int64_t p1, int) { pack_points(v, p0, p1); });
+      if (bf) ctx.pool().parallel_for(kPoints, [&](int64_t p0, int64_t p1, int) { pack_points(v, blk, p0, p1); });
     };
     // The products and outputs of group blk for output-channel blocks [s0, s1), U holding that slice.
     auto slice_of_group = [&](int64_t blk, int64_t s0, int64_t s1) {
-      const int64_t group_tiles = (block_used(blk) + tb - 1) / tb, chunks = (s1 - s0 + chunk - 1) / chunk;
+      const int64_t group_tiles = block_tiles(blk), chunks = (s1 - s0 + chunk - 1) / chunk;
       ctx.pool().parallel_for_dynamic(kPoints * chunks * group_tiles * chunk, kPiecesPerThread, [&](int64_t begin, int64_t end, int) {
         alignas(64) float acc[16 * 64];
         for (int64_t item = begin; item < end; ++item) {
           const int64_t cb = s0 + ((item / (group_tiles * chunk)) % chunks) * chunk + item % chunk;
           if (cb >= s1) continue;
           const int64_t pt = item / (chunks * group_tiles * chunk), tile = (item / chunk) % group_tiles;
-          to_m(v, pt, cb, s0, tile, m + (cb - s0) * co_block * m_channel, acc);
+          to_m(v, blk, pt, cb, s0, tile, m + (cb - s0) * co_block * m_channel, acc);
         }
       });
       ctx.pool().parallel_for_dynamic(std::min(g.cout, s1 * co_block) - s0 * co_block, kPiecesPerThread, [&](int64_t c0, int64_t c1, int t) {
@@ -683,17 +705,21 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
     float* work = m + m_floats;
     for (int64_t blk = b0; blk < b1; ++blk) {
       transform_block(blk, 0, g.cin, v, work);
-      if (bf) pack_points(v, 0, kPoints);
+      if (bf) pack_points(v, blk, 0, kPoints);
+      const int64_t tiles = block_tiles(blk), padded = block_lanes(blk);
       if (point_major) {
         for (int64_t pt = 0; pt < kPoints; ++pt)
           for (int64_t tile = 0; tile < tiles; ++tile)
-            for (int64_t cb = 0; cb < co_blocks; ++cb) products(v, pt, cb, 0, tile, m + cb * co_block * m_channel + pt * lanes + tile * tb, m_channel);
+            for (int64_t cb = 0; cb < co_blocks; ++cb)
+              products(v, pt, cb, 0, tile, std::min(tb, padded - tile * tb),
+                       m + cb * co_block * m_channel + pt * lanes + tile * tb, m_channel);
         outputs(m, blk, 0, g.cout, work);
         continue;
       }
       for (int64_t cb = 0; cb < co_blocks; ++cb) {
         for (int64_t pt = 0; pt < kPoints; ++pt)
-          for (int64_t tile = 0; tile < tiles; ++tile) products(v, pt, cb, 0, tile, m + pt * lanes + tile * tb, m_channel);
+          for (int64_t tile = 0; tile < tiles; ++tile)
+            products(v, pt, cb, 0, tile, std::min(tb, padded - tile * tb), m + pt * lanes + tile * tb, m_channel);
         outputs(m, blk, cb * co_block, (cb + 1) * co_block, work);
       }
     }
