@@ -182,8 +182,8 @@ EMSCRIPTEN_KEEPALIVE uintptr_t bl_context_create(int threads, const char* isa) {
     auto h = std::make_unique<Handle>();
     char info[256];
     std::snprintf(info, sizeof info,
-                  "{\"isa\":\"%s\",\"threads\":%d,\"spinMicros\":%lld,\"coreVersion\":\"%s\",\"compiler\":\"emscripten %d.%d.%d\"}",
-                  bl::isa_name(ctx->isa()), ctx->threads(), static_cast<long long>(ctx->spin_micros()), bl::core_version(), __EMSCRIPTEN_major__,
+                  "{\"isa\":\"%s\",\"threads\":%d,\"spinMicros\":%lld,\"splitBatch\":%s,\"coreVersion\":\"%s\",\"compiler\":\"emscripten %d.%d.%d\"}",
+                  bl::isa_name(ctx->isa()), ctx->threads(), static_cast<long long>(ctx->spin_micros()), ctx->split_batch() ? "true" : "false", bl::core_version(), __EMSCRIPTEN_major__,
                   __EMSCRIPTEN_minor__, __EMSCRIPTEN_tiny__);
     h->info = info;
     h->ctx = std::move(ctx);

@@ -29,6 +29,18 @@ Status spin_micros_for(const ContextOptions& options, int64_t* out) {
   return Status::ok();
 }
 
+// Whether Network::run splits a batch among the threads: BRAIN_LDM_SPLIT_BATCH, 1 (the default) or 0.
+Status split_batch_for(bool* out) {
+  *out = true;
+  const char* v = std::getenv("BRAIN_LDM_SPLIT_BATCH");
+  if (!v || !*v) return Status::ok();
+  const std::string s(v);
+  if (s != "0" && s != "1")
+    return Status::range_error("environment variable BRAIN_LDM_SPLIT_BATCH must be 0 or 1, got '" + s + "'");
+  *out = s == "1";
+  return Status::ok();
+}
+
 }  // namespace
 
 const char* core_version() { return "0.1.0"; }
@@ -52,11 +64,26 @@ Status Context::create(const ContextOptions& options, std::unique_ptr<Context>* 
   }
   int64_t spin_micros = 0;
   BL_RETURN_IF_ERROR(spin_micros_for(options, &spin_micros));
+  bool split_batch = true;
+  BL_RETURN_IF_ERROR(split_batch_for(&split_batch));
   try {
-    out->reset(new Context(kernels_for(isa), bf16, options.threads, spin_micros));
+    out->reset(new Context(kernels_for(isa), bf16, options.threads, spin_micros, split_batch));
   } catch (const std::exception& e) {
     return Status::runtime_error("could not start " + std::to_string(options.threads) + " threads: " + e.what());
   }
+  return Status::ok();
+}
+
+Status Context::workers(int n, int threads, std::vector<Context*>* out) {
+  try {
+    if (!workers_.empty() && workers_[0]->threads() != threads) workers_.clear();
+    while (static_cast<int>(workers_.size()) < n)
+      workers_.emplace_back(new Context(kernels_, bf16_, threads, pool_.spin_micros(), false));
+  } catch (const std::exception& e) {
+    return Status::runtime_error(std::string("could not make a worker context: ") + e.what());
+  }
+  out->clear();
+  for (int i = 0; i < n; ++i) out->push_back(workers_[i].get());
   return Status::ok();
 }
 

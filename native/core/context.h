@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "isa.h"
 #include "kernels/bf16.h"
@@ -36,20 +37,29 @@ class Context {
   ThreadPool& pool() { return pool_; }
   int threads() const { return pool_.size(); }
   int64_t spin_micros() const { return pool_.spin_micros(); }
+  // Network::run gives each group of threads its own share of a batch (BRAIN_LDM_SPLIT_BATCH, default on).
+  bool split_batch() const { return split_batch_; }
   Arena& scratch() { return scratch_; }
   std::mutex& mutex() { return mutex_; }
 
   // Measured fp32 FMA peak of this context's ISA and threads, in GFLOP/s (best of `repeats`).
   double probe_peak_gflops(double seconds_per_repeat, int repeats);
 
+  // n contexts of `threads` threads each with this one's kernels, precision and spin, for work that groups of this
+  // context's threads each run on their own (Network::run's batch shares). Made on first use and kept with their
+  // scratch; called by the thread that holds this context, before the work is handed out.
+  Status workers(int n, int threads, std::vector<Context*>* out);
+
  private:
-  Context(const KernelTable* kernels, const Bf16Kernels* bf16, int threads, int64_t spin_micros)
-      : kernels_(kernels), bf16_(bf16), pool_(threads, spin_micros) {}
+  Context(const KernelTable* kernels, const Bf16Kernels* bf16, int threads, int64_t spin_micros, bool split_batch)
+      : kernels_(kernels), bf16_(bf16), pool_(threads, spin_micros), split_batch_(split_batch) {}
   const KernelTable* kernels_;
   const Bf16Kernels* bf16_;
   ThreadPool pool_;
+  bool split_batch_;
   Arena scratch_;
   std::mutex mutex_;
+  std::vector<std::unique_ptr<Context>> workers_;
 };
 
 const char* core_version();

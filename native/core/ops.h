@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <vector>
 
 #include "context.h"
@@ -23,7 +24,9 @@ enum class Conv3dAlgorithm { Auto = 0, Direct = 1, Winograd = 2, Gathered = 3, W
 // do not change, and packing them (rounding, channel pairs, K steps) cost ~10% of a bf16 UNet forward when done
 // per call. Filled on first use for the kernels of the context that runs it; repacked if those change.
 struct PackedConvWeights {
-  std::mutex mutex;
+  // Readers of a made cache hold it shared for their whole call (hold_packed), so the shares of a batch running on
+  // their own threads (Network::run) use it together and nobody remakes it underneath them.
+  std::shared_mutex mutex;
   const void* kernels = nullptr;  // the Bf16Kernels the data was packed for
   std::vector<uint16_t> data;
   // Winograd: the transformed weights U (and their bf16 pairs after them) of a layer whose volume is small
@@ -37,6 +40,22 @@ struct PackedConvWeights {
   const void* direct_f32_kernels = nullptr;  // the KernelTable they were packed for
   std::vector<float> direct_f32;
 };
+
+// The cache held shared for the caller's call, made first under the exclusive lock unless ready() holds. The check is
+// repeated after every exclusive turn: another context may have remade the cache for its own kernels in between.
+template <class Ready, class Make>
+std::shared_lock<std::shared_mutex> hold_packed(PackedConvWeights& packed, Ready ready, Make make) {
+  std::shared_lock<std::shared_mutex> shared(packed.mutex);
+  while (!ready()) {
+    shared.unlock();
+    {
+      std::unique_lock<std::shared_mutex> exclusive(packed.mutex);
+      if (!ready()) make();
+    }
+    shared.lock();
+  }
+  return shared;
+}
 
 struct Conv3dParams {
   int stride[3] = {1, 1, 1};

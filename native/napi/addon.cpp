@@ -142,6 +142,7 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
     o.Set("isa", bl::isa_name(ctx->isa()));
     o.Set("threads", ctx->threads());
     o.Set("spinMicros", static_cast<double>(ctx->spin_micros()));
+    o.Set("splitBatch", ctx->split_batch());
     o.Set("precision", ctx->precision());
     o.Set("coreVersion", bl::core_version());
     o.Set("compiler", compiler_string());

@@ -59,7 +59,7 @@ export class NativeBackend extends BackendBase<NativeTensor> {
 
   info(): BackendInfo {
     const i = this.context.info();
-    return { backend: 'native', isa: i.isa, threads: i.threads, spinMicros: i.spinMicros, precision: i.precision, coreVersion: i.coreVersion, compiler: i.compiler };
+    return { backend: 'native', isa: i.isa, threads: i.threads, spinMicros: i.spinMicros, splitBatch: i.splitBatch, precision: i.precision, coreVersion: i.coreVersion, compiler: i.compiler };
   }
 
   /** Scratch arena size and how often it was (re)allocated: constant once shapes repeat. */

@@ -18,6 +18,7 @@ export interface NativeContextInfo {
   isa: string;
   threads: number;
   spinMicros: number;
+  splitBatch: boolean;
   precision: 'fp32' | 'bf16';
   coreVersion: string;
   compiler: string;

@@ -133,7 +133,7 @@ export class WasmBackend extends BackendBase<WasmTensor> {
       throw err;
     }
     const raw = JSON.parse(mod.UTF8ToString(mod._bl_context_info(this.ctx))) as Omit<BackendInfo, 'backend'>;
-    this.infoValue = { backend: name, isa: raw.isa, threads: raw.threads, spinMicros: raw.spinMicros, precision: 'fp32', coreVersion: raw.coreVersion, compiler: raw.compiler };
+    this.infoValue = { backend: name, isa: raw.isa, threads: raw.threads, spinMicros: raw.spinMicros, splitBatch: raw.splitBatch, precision: 'fp32', coreVersion: raw.coreVersion, compiler: raw.compiler };
   }
 
   /** @internal */

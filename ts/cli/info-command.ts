@@ -45,6 +45,7 @@ export async function infoCommand(options: InfoOptions, print: (line: string) =>
   print(`backend: ${selected.backend}`);
   print(`isa: ${selected.isa}`);
   print(`threads: ${selected.threads} (idle threads spin ${selected.spinMicros} us before they sleep; BRAIN_LDM_SPIN_US)`);
+  print(`batch shares: ${selected.splitBatch ? 'on' : 'off'} (a batch runs in shares, one per group of threads; BRAIN_LDM_SPLIT_BATCH)`);
   print(`precision: ${selected.precision}`);
   if (selected.backend === 'native') {
     const kernels = loadNativeAddon().addon.bf16Kernels;

@@ -31,8 +31,9 @@ class AutoencoderKL : public Network {
 
   std::vector<std::string> entries() const override { return {"encode", "decode"}; }
 
-  Status run(Context& ctx, const std::string& entry, const NamedTensors& in, NamedTensors* out) override {
-    ProfiledRun profiled(ctx, pool_, spec_.class_name + " " + entry);
+  Status run_entry(Context& ctx, TensorPool& pool, const std::string& entry, const NamedTensors& in,
+                   NamedTensors* out) override {
+    ProfiledRun profiled(ctx, pool, spec_.class_name + " " + entry);
     NetRun& r = profiled.run();
     if (entry == "encode") return encode(r, in, out);
     if (entry == "decode") return decode(r, in, out);

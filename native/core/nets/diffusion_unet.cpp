@@ -127,10 +127,11 @@ class DiffusionUNet : public Network {
     return out_conv_.bind(ws, "out.2.conv", c0, s.out_channels, 3, true);
   }
 
-  Status run(Context& ctx, const std::string& entry, const NamedTensors& in, NamedTensors* out) override {
+  Status run_entry(Context& ctx, TensorPool& pool, const std::string& entry, const NamedTensors& in,
+                   NamedTensors* out) override {
     if (entry != "forward")
       return Status::range_error(spec_.class_name + ": entry '" + entry + "' is unknown; expected forward");
-    ProfiledRun profiled(ctx, pool_, spec_.class_name + " " + entry);
+    ProfiledRun profiled(ctx, pool, spec_.class_name + " " + entry);
     NetRun& r = profiled.run();
     const NetworkSpec& s = spec_;
     const Tensor *x, *t, *context = nullptr, *seg = nullptr, *labels = nullptr;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 namespace bl {
 
@@ -42,6 +43,8 @@ void LayerProfile::print(const std::string& title) const {
   std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.seconds > b.second.seconds; });
   double total = 0;
   for (auto& r : rows) total += r.second.seconds;
+  static std::mutex print_mutex;  // a batch's shares end together on their own threads (Network::run)
+  std::lock_guard<std::mutex> lock(print_mutex);
   std::fprintf(stderr, "brain-ldm profile: %s, %.1f ms in layers\n", title.c_str(), total * 1e3);
   for (auto& [label, e] : rows)
     std::fprintf(stderr, "  %8.1f ms %5.1f%% %4d x  %-48s %s\n", e.seconds * 1e3, 100 * e.seconds / total, e.calls, label.c_str(),

@@ -23,15 +23,32 @@ class Network {
   virtual ~Network() = default;
   virtual std::vector<std::string> entries() const = 0;
   // Outputs come from the network's pool; they return to it when released.
-  virtual Status run(Context& ctx, const std::string& entry, const NamedTensors& inputs, NamedTensors* outputs) = 0;
+  //
+  // Where the context has several threads and the batch divides among them, each thread runs its own share of the
+  // batch (every input whose first dimension is the batch, sliced; the others whole) through the whole graph on a
+  // one-thread context (Context::worker), and the outputs are put back together. Batch items are independent in
+  // every network here, so the split changes no item's arithmetic that depends on another's; a thread then reads
+  // only activations it wrote itself. Threads that shared every op's work handed each activation from one core to
+  // the other between ops, and on the 2-core EPYC VM, in the minutes its two vCPUs sat on different dies (a cache
+  // line's round trip 330 ns against 55), that traffic took the default UNet's bf16 forward (batch 2) from ~100 to
+  // ~130 ms; two one-thread runs side by side took their one-thread time in either kind of minute (bench/RESULTS.md).
+  Status run(Context& ctx, const std::string& entry, const NamedTensors& inputs, NamedTensors* outputs);
   const NetworkSpec& spec() const { return spec_; }
-  uint64_t buffer_allocations() const { return pool_.allocations(); }
-  size_t buffer_bytes() const { return pool_.bytes_held(); }
+  uint64_t buffer_allocations() const;
+  size_t buffer_bytes() const;
 
  protected:
   explicit Network(const NetworkSpec& spec) : spec_(spec) {}
+  // One run of `entry` on ctx, its tensors from `pool`.
+  virtual Status run_entry(Context& ctx, TensorPool& pool, const std::string& entry, const NamedTensors& inputs,
+                           NamedTensors* outputs) = 0;
   NetworkSpec spec_;
+
+ private:
+  // How many shares run() splits this call's batch into (1: no split).
+  int batch_shares(const Context& ctx, const NamedTensors& inputs, int64_t* batch) const;
   TensorPool pool_;
+  std::vector<std::unique_ptr<TensorPool>> share_pools_;  // one per batch share, kept so steps reuse buffers
 };
 
 // Constructs a network class and binds its weights.

@@ -195,18 +195,23 @@ void pack_weight(const ConvGeometry& g, const float* w, int co_block, float* wp)
         }
 }
 
-// The fp32 packed weights a network layer keeps (PackedConvWeights::direct_f32; the caller holds its mutex),
-// packed on first use for kernel table k. Both the flat and the gathered path read pack_weight's layout.
-const float* kept_f32_weights(PackedConvWeights& packed, const KernelTable& k, const ConvGeometry& g, const float* w,
-                              int co_block) {
+// The fp32 packed weights a network layer keeps (PackedConvWeights::direct_f32), packed on first use for kernel
+// table k, and the lock that holds them for the caller's call. Both the flat and the gathered path read
+// pack_weight's layout.
+std::shared_lock<std::shared_mutex> hold_f32_weights(PackedConvWeights& packed, const KernelTable& k,
+                                                     const ConvGeometry& g, const float* w, int co_block,
+                                                     const float** out) {
   const int64_t floats = (g.cout + co_block - 1) / co_block * co_block * g.cin * g.kd * g.kh * g.kw;
   std::vector<float>& kept = packed.direct_f32;
-  if (packed.direct_f32_kernels != &k || static_cast<int64_t>(kept.size()) != floats) {
-    kept.assign(static_cast<size_t>(floats), 0.0f);
-    pack_weight(g, w, co_block, kept.data());
-    packed.direct_f32_kernels = &k;
-  }
-  return kept.data();
+  auto lock = hold_packed(
+      packed, [&] { return packed.direct_f32_kernels == &k && static_cast<int64_t>(kept.size()) == floats; },
+      [&] {
+        kept.assign(static_cast<size_t>(floats), 0.0f);
+        pack_weight(g, w, co_block, kept.data());
+        packed.direct_f32_kernels = &k;
+      });
+  *out = kept.data();
+  return lock;
 }
 
 // Small volumes: the flat-tap layout computes whole padded planes, so at 4x5x4 (plane 5 x 6 = 30 flat positions,
@@ -274,7 +279,7 @@ Status conv3d_gathered(Context& ctx, const ConvGeometry& g, const Tensor& x, con
   const int64_t wp_floats = co_blocks * kdim * co_block;
   // A network layer keeps these packed weights (the reorder cost a tenth of the call at 4x5x4); the lock is held
   // for the whole call, as for the bf16 weights.
-  std::unique_lock<std::mutex> lock;
+  std::shared_lock<std::shared_mutex> lock;
   const float* wp = nullptr;
   // Items (tile, group of channel blocks); within an item K goes in steps of kGatherK whose gathered input (kGatherK
   // x tile floats, 96 KiB) stays in L2 while every channel block of the group passes its weights over it. Whole-K
@@ -288,8 +293,7 @@ Status conv3d_gathered(Context& ctx, const ConvGeometry& g, const Tensor& x, con
       sizeof(float) * (kdim * lanes + (p.packed ? 0 : wp_floats) + acc_floats * ctx.threads())));
   float* sums = xg + kdim * lanes + (p.packed ? 0 : wp_floats);
   if (p.packed) {
-    lock = std::unique_lock<std::mutex>(p.packed->mutex);
-    wp = kept_f32_weights(*p.packed, k, g, weight.f32(), co_block);
+    lock = hold_f32_weights(*p.packed, k, g, weight.f32(), co_block, &wp);
   } else {
     pack_weight(g, weight.f32(), co_block, xg + kdim * lanes);
     wp = xg + kdim * lanes;
@@ -374,11 +378,12 @@ int winograd_tile_for(const Context& ctx, const Tensor& x, const Tensor& weight,
   for (int i = 0; i < 3; ++i) out[i] = x.shape[2 + i] + p.pad_before[i] + p.pad_after[i] - 2;
   const int64_t cin = weight.shape[1], cout = weight.shape[0];
   const bool keeps = p.packed != nullptr;
-  const int fp32_tile = winograd_tile(cin, cout, x.shape[0], out, false, ctx.kernels().isa == Isa::WasmSimd128);
+  const int fp32_tile = winograd_tile(cin, cout, x.shape[0], out, false, ctx.kernels().isa == Isa::WasmSimd128, keeps,
+                                      ctx.threads());
   // In a bf16 context F(4,3) still computes in fp32 (conv3d_winograd.cpp), and where it pays it beats the bf16
   // products: its 8x fewer multiplies outrun the dot-product kernels' 2x rate, and its error is fp32's.
   if (!bf || fp32_tile == 4) return fp32_tile;
-  return bf->prefers_direct ? 0 : winograd_tile(cin, cout, x.shape[0], out, true, false, keeps);
+  return bf->prefers_direct ? 0 : winograd_tile(cin, cout, x.shape[0], out, true, false, keeps, ctx.threads());
 }
 
 }  // namespace
@@ -461,29 +466,29 @@ Status conv3d(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor*
   uint16_t* w2 = xq2 + xq2_halves;
   // A network layer keeps its packed weights (PackedConvWeights); the lock is held for the whole call, so a
   // second run on another context cannot repack them underneath this one.
-  std::unique_lock<std::mutex> packed_lock;
-  bool weights_ready = false;
-  if ((bf || keep_f32) && p.packed) {
-    packed_lock = std::unique_lock<std::mutex>(p.packed->mutex);
-    if (keep_f32) wp = kept_f32_weights(*p.packed, k, full, weight.f32(), co_block);
-  }
-  if (bf && p.packed) {
-    if (p.packed->kernels == bf && static_cast<int64_t>(p.packed->data.size()) == w2_halves) {
-      weights_ready = true;
-    } else {
-      p.packed->kernels = nullptr;
-      p.packed->data.assign(static_cast<size_t>(w2_halves), 0);
-    }
-    w2 = p.packed->data.data();
+  std::shared_lock<std::shared_mutex> packed_lock;
+  auto pack_bf16 = [&](uint16_t* dst) {
+    ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) {
+      bf->pack_weights(weight.f32(), full.cout, full.cin, taps, dst, b0, b1);
+    });
+  };
+  if (keep_f32) {
+    packed_lock = hold_f32_weights(*p.packed, k, full, weight.f32(), co_block, &wp);
+  } else if (bf && p.packed) {
+    PackedConvWeights& pk = *p.packed;
+    packed_lock = hold_packed(
+        pk, [&] { return pk.kernels == bf && static_cast<int64_t>(pk.data.size()) == w2_halves; },
+        [&] {
+          pk.kernels = nullptr;
+          pk.data.assign(static_cast<size_t>(w2_halves), 0);
+          pack_bf16(pk.data.data());
+          pk.kernels = bf;
+        });
+    w2 = pk.data.data();
   }
 
   if (bf) {
-    if (!weights_ready) {
-      ctx.pool().parallel_for(co_blocks, [&](int64_t b0, int64_t b1, int) {
-        bf->pack_weights(weight.f32(), full.cout, full.cin, taps, w2, b0, b1);
-      });
-      if (p.packed) p.packed->kernels = bf;
-    }
+    if (!p.packed) pack_bf16(w2);
   } else if (!keep_f32) {
     pack_weight(full, weight.f32(), co_block, wp_scratch);
   }

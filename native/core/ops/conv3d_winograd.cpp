@@ -474,7 +474,37 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
   // 768 x 768 channels: 510 MB) is made and used a slice of output channels at a time, so scratch stays within
   // kUSliceBytes + kGroupBytesCap.
   const int64_t u_bytes = kPoints * g.cin * g.cout * f32;
-  const bool phased = u_bytes > kFusedUBytes || (total_rows + block_rows - 1) / block_rows < 4 * threads;
+  // bf16 precision: the products at each point run on the bf16 tile, from U and V rounded to bf16 with input
+  // channels in pairs (kernels/bf16.h); the transforms and M stay fp32. F(2,3) only (conv3d() refuses F(4,3) in
+  // bf16 and Auto does not choose it there; see the header comment). A block's lanes are padded to whole vectors,
+  // not whole micro-tiles: its last micro-tile runs on the narrower kernel (conv_tile_part_fn). 160 tiles (the
+  // default UNet's 16x20x16 layers at F(4,3) and 8x10x8 at F(2,3), batch 2) made four tiles of 48 lanes, a sixth of
+  // them padding; 24 (4x5x4) made one, half of it padding.
+  const int64_t step = k.conv_tile_step;
+  const Bf16Kernels* bf = M == 2 ? ctx.bf16() : nullptr;
+  if (bf && (bf->conv_co_block != co_block || bf->conv_tile != tb || bf->pair_multiple != 1 ||
+             bf->conv_tile_step != step || !bf->conv_tile_part_fn))
+    bf = nullptr;
+  // Too few blocks to share out, and U small enough to be read by every thread: each thread takes its own share of
+  // the volume, a block of the lanes (ceil(rows / threads) tile rows) or, where U outweighs V (the whole volume's
+  // transformed input: the default UNet's 4x5x4 layers), all the lanes and its own share of the output channels,
+  // transforming the input itself. Either way a thread reads only what it wrote, plus x and U. Groups in phases
+  // (below) hand V and M from thread to thread between phases, and where the two vCPUs lie on different dies (the
+  // EPYC VM's slow minutes: a cache line's round trip between the threads 330 ns against 55) that traffic took
+  // the default UNet's bf16 forward from ~105 to ~138 ms.
+  const bool few_blocks = (total_rows + block_rows - 1) / block_rows < 4 * threads;
+  int64_t co_parts = 1;  // output-channel shares of each block (one per thread) 
+  bool phased = u_bytes > kFusedUBytes || (few_blocks && threads == 1);
+  if (!phased && few_blocks) {
+    const int64_t u_read = kPoints * g.cin * g.cout * (bf ? 2 : f32);
+    const int64_t v_all = kPoints * g.cin * round_up(total_rows * g.tx, step) * (bf ? f32 + 2 : f32);
+    if (v_all < u_read) {
+      block_rows = total_rows;
+      co_parts = std::min<int64_t>(threads, co_blocks);
+    } else {
+      block_rows = (total_rows + threads - 1) / threads;
+    }
+  }
   // The layer keeps its U (PackedConvWeights) where it is small and its transform a large share of the call.
   const int64_t keep_u_bytes = ctx.kernels().isa == Isa::WasmSimd128 ? kKeepUBytesWasm : kKeepUBytes;
   const bool keep_u = p.packed && g.slices * g.plane_tiles * M * M * M < kKeepUOutputs && u_bytes <= keep_u_bytes;
@@ -488,10 +518,6 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
     block_rows = std::min(total_rows, std::max<int64_t>(1, std::min(want_lanes, cap_lanes) / g.tx));
   }
   const int64_t blocks = (total_rows + block_rows - 1) / block_rows;
-  // A block's lanes are padded to whole vectors, not whole micro-tiles: its last micro-tile runs on the narrower
-  // kernel (conv_tile_part_fn). 160 tiles (the default UNet's 16x20x16 layers at F(4,3) and 8x10x8 at F(2,3), batch
-  // 2) made four tiles of 48 lanes, a sixth of them padding; 24 (4x5x4) made one, half of it padding.
-  const int64_t step = k.conv_tile_step;
   const int64_t lanes = round_up(block_rows * g.tx, step);
   // A block's products go one output-channel block at a time (each reads all of V, from L2) where V fits in
   // kBlockBytes, else one point at a time (V_p read once for every output channel, M holding all of them): V of
@@ -499,13 +525,6 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
   // output-channel block from L3 it made F(2,3) 192 -> 64 at 16x20x16 take 88 ms against 60 (one thread).
   const bool point_major = !phased && kPoints * g.cin * lanes * f32 > kBlockBytes;
 
-  // bf16 precision: the products at each point run on the bf16 tile, from U and V rounded to bf16 with input
-  // channels in pairs (kernels/bf16.h); the transforms and M stay fp32. F(2,3) only (conv3d() refuses F(4,3) in
-  // bf16 and Auto does not choose it there; see the header comment).
-  const Bf16Kernels* bf = M == 2 ? ctx.bf16() : nullptr;
-  if (bf && (bf->conv_co_block != co_block || bf->conv_tile != tb || bf->pair_multiple != 1 ||
-             bf->conv_tile_step != step || !bf->conv_tile_part_fn))
-    bf = nullptr;
   const int64_t pairs = (g.cin + 1) / 2;
   const InputScratch isc(g, M, block_rows);
   // V and M are stored a channel at a time, [channel][point][lane]: the input transform of one channel then writes
@@ -523,39 +542,31 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
   // M: a group's (the slice's output channels) when phased, else per thread one block's, all output channels or
   // one block of them.
   const int64_t m_channel = v_channel;
-  const int64_t m_floats = (phased ? slice_cout : point_major ? co_blocks * co_block : co_block) * m_channel;
+  const int64_t part_blocks = (co_blocks + co_parts - 1) / co_parts;  // output-channel blocks of one share
+  const int64_t m_floats = (phased ? slice_cout : point_major ? part_blocks * co_block : co_block) * m_channel;
   const int64_t work_floats =
       round_up(std::max<int64_t>({isc.floats(), OutputStep<M>::kRows * OutputStep<M>::kChunk, kPoints * kWeightRun}), 16);
   const int64_t thread_floats = (phased ? 0 : v_block_floats + m_floats) + work_floats;
   const int64_t shared_floats = phased ? v_block_floats + m_floats : 0;
-  // U lives in the layer's cache (PackedConvWeights) where it is kept, else in scratch before V and M. The lock is
-  // held for the whole call, so another context cannot remake the cache underneath this one. The cache holds one
+  // U lives in the layer's cache (PackedConvWeights) where it is kept, else in scratch before V and M. The cache is
+  // held for the whole call (hold_packed), so another context cannot remake it underneath this one. It holds one
   // tile size's U: a layer whose calls alternate between F(2,3) and F(4,3) (batch sizes on either side of
   // winograd_tile's limits) remakes it on each switch.
   // The bf16 products read only U's bf16 pairs, so a bf16 layer keeps those alone and makes the fp32 U they are
   // packed from in scratch (the default UNet's bf16 F(2,3) layers held 54 MB of fp32 U that nothing read).
-  std::unique_lock<std::mutex> cache_lock;
-  bool u_ready = false;
-  float* cache = nullptr;
   const int64_t kept_floats = bf ? u2_floats : u_floats;
-  if (keep_u) {
-    cache_lock = std::unique_lock<std::mutex>(p.packed->mutex);
-    std::vector<float>& cached = p.packed->winograd_u;
-    u_ready = p.packed->winograd_kernels == &k && p.packed->winograd_bf16 == bf && p.packed->winograd_tile == M &&
-              static_cast<int64_t>(cached.size()) == kept_floats;
-    if (!u_ready) {
-      p.packed->winograd_kernels = nullptr;
-      cached.assign(static_cast<size_t>(kept_floats), 0.0f);
-    }
-    cache = cached.data();
-  }
   const int64_t u_scratch_floats = keep_u ? u_floats + u2_floats - kept_floats : u_floats + u2_floats;
   float* scratch = static_cast<float*>(ctx.scratch().reserve(
       sizeof(float) * (u_scratch_floats + shared_floats + thread_floats * threads)));
-  float* u = keep_u && !bf ? cache : scratch;
-  uint16_t* u2 = reinterpret_cast<uint16_t*>(keep_u && bf ? cache : u + u_floats);
+  float* u = scratch;
+  uint16_t* u2 = reinterpret_cast<uint16_t*>(u + u_floats);
   float* shared = scratch + u_scratch_floats;
   float* per_thread = shared + shared_floats;
+  // U, or its bf16 pairs, in the layer's cache.
+  auto point_at_cache = [&](float* cache) {
+    if (bf) u2 = reinterpret_cast<uint16_t*>(cache);
+    else u = cache;
+  };
 
   // U of output-channel blocks [s0, s1) (a slice, or all of them), block cb at (cb - s0).
   auto make_u = [&](int64_t s0, int64_t s1) {
@@ -573,13 +584,27 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
       });
   };
   const bool sliced = slice_blocks < co_blocks;
-  if (!u_ready && !sliced) {
+  std::shared_lock<std::shared_mutex> cache_lock;
+  if (keep_u) {
+    PackedConvWeights& pk = *p.packed;
+    cache_lock = hold_packed(
+        pk,
+        [&] {
+          return pk.winograd_kernels == &k && pk.winograd_bf16 == bf && pk.winograd_tile == M &&
+                 static_cast<int64_t>(pk.winograd_u.size()) == kept_floats;
+        },
+        [&] {
+          pk.winograd_kernels = nullptr;
+          pk.winograd_u.assign(static_cast<size_t>(kept_floats), 0.0f);
+          point_at_cache(pk.winograd_u.data());
+          make_u(0, co_blocks);
+          pk.winograd_kernels = &k;
+          pk.winograd_bf16 = bf;
+          pk.winograd_tile = M;
+        });
+    point_at_cache(pk.winograd_u.data());
+  } else if (!sliced) {
     make_u(0, co_blocks);
-    if (keep_u) {
-      p.packed->winograd_kernels = &k;
-      p.packed->winograd_bf16 = bf;
-      p.packed->winograd_tile = M;
-    }
   }
 
   const int64_t total_lanes = total_rows * g.tx;
@@ -699,31 +724,40 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
     return Status::ok();
   }
 
-  ctx.pool().parallel_for_dynamic(blocks, kPiecesPerThread, [&](int64_t b0, int64_t b1, int t) {
+  // Piece i: block i / co_parts, its output-channel blocks of share i % co_parts; all of a piece on one thread.
+  auto piece = [&](int64_t i, int t) {
+    const int64_t blk = i / co_parts, cb0 = (i % co_parts) * part_blocks, cb1 = std::min(co_blocks, cb0 + part_blocks);
     float* v = per_thread + t * thread_floats;
     float* m = v + v_block_floats;
     float* work = m + m_floats;
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      transform_block(blk, 0, g.cin, v, work);
-      if (bf) pack_points(v, blk, 0, kPoints);
-      const int64_t tiles = block_tiles(blk), padded = block_lanes(blk);
-      if (point_major) {
-        for (int64_t pt = 0; pt < kPoints; ++pt)
-          for (int64_t tile = 0; tile < tiles; ++tile)
-            for (int64_t cb = 0; cb < co_blocks; ++cb)
-              products(v, pt, cb, 0, tile, std::min(tb, padded - tile * tb),
-                       m + cb * co_block * m_channel + pt * lanes + tile * tb, m_channel);
-        outputs(m, blk, 0, g.cout, work);
-        continue;
-      }
-      for (int64_t cb = 0; cb < co_blocks; ++cb) {
-        for (int64_t pt = 0; pt < kPoints; ++pt)
-          for (int64_t tile = 0; tile < tiles; ++tile)
-            products(v, pt, cb, 0, tile, std::min(tb, padded - tile * tb), m + pt * lanes + tile * tb, m_channel);
-        outputs(m, blk, cb * co_block, (cb + 1) * co_block, work);
-      }
+    transform_block(blk, 0, g.cin, v, work);
+    if (bf) pack_points(v, blk, 0, kPoints);
+    const int64_t tiles = block_tiles(blk), padded = block_lanes(blk);
+    if (point_major) {
+      for (int64_t pt = 0; pt < kPoints; ++pt)
+        for (int64_t tile = 0; tile < tiles; ++tile)
+          for (int64_t cb = cb0; cb < cb1; ++cb)
+            products(v, pt, cb, 0, tile, std::min(tb, padded - tile * tb),
+                     m + (cb - cb0) * co_block * m_channel + pt * lanes + tile * tb, m_channel);
+      outputs(m, blk, cb0 * co_block, cb1 * co_block, work);
+      return;
     }
-  });
+    for (int64_t cb = cb0; cb < cb1; ++cb) {
+      for (int64_t pt = 0; pt < kPoints; ++pt)
+        for (int64_t tile = 0; tile < tiles; ++tile)
+          products(v, pt, cb, 0, tile, std::min(tb, padded - tile * tb), m + pt * lanes + tile * tb, m_channel);
+      outputs(m, blk, cb * co_block, (cb + 1) * co_block, work);
+    }
+  };
+  // Many blocks go out in dynamic pieces; a thread's own share (few blocks) stays with that thread.
+  if (few_blocks)
+    ctx.pool().parallel_for(blocks * co_parts, [&](int64_t i0, int64_t i1, int t) {
+      for (int64_t i = i0; i < i1; ++i) piece(i, t);
+    });
+  else
+    ctx.pool().parallel_for_dynamic(blocks, kPiecesPerThread, [&](int64_t b0, int64_t b1, int t) {
+      for (int64_t blk = b0; blk < b1; ++blk) piece(blk, t);
+    });
   return Status::ok();
 }
 
@@ -790,7 +824,7 @@ bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles) { return cin >= 64 
 // (11.9-12.9 + 6.3-6.6 -> 7.5 + 4.0 ms), but its kept fp32 U raised the forward's peak RSS from 380 to 420 MiB, past
 // PyTorch's 404, for 3% of the forward, so fp32 keeps the gathered convolution there.
 int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16, bool no_fma,
-                  bool keeps_weights) {
+                  bool keeps_weights, int threads) {
   int64_t tiles2 = batch, tiles4 = batch;
   for (int i = 0; i < 3; ++i) {
     tiles2 *= (out[i] + 1) / 2;
@@ -815,11 +849,11 @@ int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3]
   const bool narrow = (cin < 64 || cout < 64) && cin >= 16 && cout >= 16;
   if (narrow && !bf16) return tiles4 >= 64 && 216 * tiles4 * 10 <= 64 * tiles2 * 6 ? 4 : 0;
   if (!winograd_pays(cin, cout, tiles2))
-    return bf16 && keeps_weights && cin >= 64 && cout >= 64 && tiles2 >= 16 && 64 * cin * cout * 4 <= kKeepUBytes ? 2 : 0;
+    return bf16 && keeps_weights && cin >= 64 && cout >= 64 && tiles2 >= 8 && 64 * cin * cout * 4 <= kKeepUBytes ? 2 : 0;
   if (bf16) return 2;
   const bool products_lead = cin * cout >= 40 * (cin + cout);
   const bool little_waste = 216 * tiles4 * 10 <= 64 * tiles2 * 6;
-  return (products_lead || tiles4 >= 128) && little_waste && tiles4 >= 64 ? 4 : 2;
+  return (products_lead || tiles4 >= 64 * std::max(threads, 1)) && little_waste && tiles4 >= 64 ? 4 : 2;
 }
 
 Status conv3d_winograd(Context& ctx, const Tensor& x, const Tensor& weight, const Tensor* bias, const Conv3dParams& p,

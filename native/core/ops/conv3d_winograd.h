@@ -17,9 +17,10 @@ bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles);
 // per batch item; bf16 products take F(2,3) only. no_fma: the kernels multiply and add in two instructions (wasm
 // simd128), so the products cost twice what they do elsewhere and fewer of them pay for more transforming.
 // keeps_weights: the caller is a network layer (Conv3dParams::packed), which keeps small transformed weights across
-// calls, so bf16 F(2,3) pays on fewer tiles.
+// calls, so bf16 F(2,3) pays on fewer tiles. threads: the context's, which share the tiles (limits that were measured
+// with two threads count tiles per pair of threads).
 int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16, bool no_fma = false,
-                  bool keeps_weights = false);
+                  bool keeps_weights = false, int threads = 2);
 
 // F(tile x tile x tile, 3x3x3), tile 2 or 4 (4 computes in fp32 whatever ctx's precision, and a bf16 context takes
 // it where an fp32 one does: conv3d.cpp). Arguments already checked by conv3d(); y is fully written.
