@@ -32,7 +32,7 @@ size_t Network::buffer_bytes() const {
 
 int Network::batch_shares(const Context& ctx, const NamedTensors& inputs, int64_t* batch) const {
   const int threads = ctx.threads();
-  if (threads <= 1 || !ctx.split_batch()) return 1;
+  if (threads <= 1 || !ctx.split_batch() || weight_bytes_ > kSplitWeightBytes) return 1;
   // The batch is the largest first dimension; every input must be a contiguous float32 tensor whose first dimension
   // is the batch or 1 (broadcast), else the call runs whole and reports its own errors.
   int64_t n = 1;

@@ -19,6 +19,11 @@ class WeightStore {
   void add(const std::string& name, const Tensor& t) { tensors_[name] = t; }
   bool has(const std::string& name) const { return tensors_.count(name) > 0; }
   size_t size() const { return tensors_.size(); }
+  size_t bytes() const {
+    size_t n = 0;
+    for (const auto& kv : tensors_) n += kv.second.nbytes();
+    return n;
+  }
 
   Status take(const std::string& name, const std::vector<int64_t>& shape, Tensor* out);
   // Marks a key as known but unused by the forward pass (no error if absent).
