@@ -29,9 +29,16 @@ Status spin_micros_for(const ContextOptions& options, int64_t* out) {
   return Status::ok();
 }
 
-// Whether Network::run splits a batch among the threads: BRAIN_LDM_SPLIT_BATCH, 1 (the default) or 0.
+// Whether Network::run splits a batch among the threads: BRAIN_LDM_SPLIT_BATCH, 1 or 0; by default on natively and
+// off in wasm. There a share's one thread took as long for one item as the two threads for the batch of 2 (the
+// default-size UNet, wasm-simd-threads on the EPYC VM: 343 ms of layers against 354), and the two shares side by side
+// 416-418 ms against the whole batch's 347-356, in slow and calm minutes alike.
 Status split_batch_for(bool* out) {
+#if defined(__EMSCRIPTEN__)
+  *out = false;
+#else
   *out = true;
+#endif
   const char* v = std::getenv("BRAIN_LDM_SPLIT_BATCH");
   if (!v || !*v) return Status::ok();
   const std::string s(v);

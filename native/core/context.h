@@ -37,7 +37,8 @@ class Context {
   ThreadPool& pool() { return pool_; }
   int threads() const { return pool_.size(); }
   int64_t spin_micros() const { return pool_.spin_micros(); }
-  // Network::run gives each group of threads its own share of a batch (BRAIN_LDM_SPLIT_BATCH, default on).
+  // Network::run gives each group of threads its own share of a batch (BRAIN_LDM_SPLIT_BATCH; default on natively,
+  // off in wasm).
   bool split_batch() const { return split_batch_; }
   Arena& scratch() { return scratch_; }
   std::mutex& mutex() { return mutex_; }

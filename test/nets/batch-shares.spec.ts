@@ -5,8 +5,8 @@
  * back together. So an item of a batch of 2 on 2 threads must give, bit for bit, what that item alone gives on one
  * thread: a share that read another item's slice, a timestep or context taken from the wrong row, or outputs put back
  * in the wrong order would not. Where the batch does not divide (3 items on 2 threads) the run is whole, and
- * BRAIN_LDM_SPLIT_BATCH=0 turns the split off; both must still agree with the items run alone to rounding. Errors
- * name the shapes the caller passed, not a share's.
+ * BRAIN_LDM_SPLIT_BATCH=0 turns the split off (wasm's default; =1 turns it on there); both must still agree with the
+ * items run alone to rounding. Errors name the shapes the caller passed, not a share's.
  */
 import test from 'ava';
 import { createBackend } from '../../ts/backend/select.js';
@@ -106,11 +106,12 @@ for (const e of ENGINES) {
     } finally {
       await one.dispose();
     }
-    const two = (await withEnv(undefined, () => make(t, e, 2)))!;
+    // wasm runs batches whole unless BRAIN_LDM_SPLIT_BATCH=1 (its shares were slower); the split must still be exact.
+    const two = (await withEnv(e.name === 'native' ? undefined : '1', () => make(t, e, 2)))!;
     let split: Float32Array[];
     const tolerance = two.info().precision === 'bf16' ? 2e-2 : 1e-5;
     try {
-      t.true(two.info().splitBatch, 'on by default');
+      t.true(two.info().splitBatch, e.name === 'native' ? 'on by default' : 'on when asked for');
       // Batch 2 per item; the broadcast timestep [1] with both items at item 0's; batch 4 (2 items per share) twice.
       split = await outputs(two, [batch([0, 1]), batch([0, 0], true), batch([1, 2, 0, 1]), batch([1, 2, 0, 1]), batch([0, 1, 2])]);
     } finally {
@@ -144,6 +145,12 @@ test('BRAIN_LDM_SPLIT_BATCH=0 runs the batch whole, within rounding of the split
     t.true(relL2(whole, split) <= 1e-5, `rel L2 ${relL2(whole, split)}`);
   } finally {
     await off.dispose();
+  }
+  const wasm = testBackends().some((b) => b.name === 'wasm-simd-threads');
+  if (wasm) {
+    const w = await withEnv(undefined, () => createBackend('wasm-simd-threads', { threads: 2 }));
+    t.false(w.info().splitBatch, 'wasm: off by default');
+    await w.dispose();
   }
   for (const name of testBackends().filter((b) => b.name === 'native' || b.name === 'wasm-simd-threads').map((b) => b.name))
     for (const bad of ['yes', '2', 'on']) {

@@ -34,8 +34,8 @@ function inputs(batch: number, side = SIDE) {
  * Small volumes: at 8^3 the 96 -> 96 layers run at 4^3, 16 F(2,3) tiles with batch 2 and 8 per item, where a bf16
  * layer that keeps U takes Winograd's bf16 products (ops/conv3d_winograd.cpp, winograd_tile's keeps_weights: from 8
  * tiles), as wasm simd128 takes F(2,3) from 16 tiles. Batch 2 must give the same bytes again from its kept U, and its
- * first item the batch of 1's output to the precision's rounding. (On two threads the batch of 2 runs as two shares of
- * one item, test/nets/batch-shares.spec.ts; on one, wasm simd's batch of 1 takes the direct convolution.)
+ * first item the batch of 1's output to the precision's rounding. (On two native threads the batch of 2 runs as two
+ * shares of one item, test/nets/batch-shares.spec.ts; on wasm simd, the batch of 1 takes the direct convolution.)
  */
 async function checkSmallVolume(t: import('ava').ExecutionContext, backend: Backend) {
   const weights = await randomNetworkWeights(backend, UNET, 12);
@@ -61,7 +61,7 @@ async function check(t: import('ava').ExecutionContext, backend: Backend) {
     const first = (await network.run('forward', one)).out.data;
     const second = (await network.run('forward', one)).out.data;
     t.deepEqual(second, first, 'the kept weights give the bytes of the run that made them');
-    // Batch 16 (on two threads two shares of 8, test/nets/batch-shares.spec.ts): 32768 outputs per share per 16^3
+    // Batch 16 (on two native threads two shares of 8, test/nets/batch-shares.spec.ts): 32768 outputs per share per 16^3
     // layer (above kKeepUOutputs) and 4096 at 8^3 (above kGatherPositions), so the layers transform and pack their
     // weights per call; there the 64 -> 64 layers at 16^3 and the 96 -> 96 ones
     // at 8^3 take F(4,3) (ops/conv3d_winograd.cpp, winograd_tile), and the 96 -> 96 ones keep its U in place of

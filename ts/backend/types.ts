@@ -50,8 +50,8 @@ export interface BackendInfo {
   /**
    * Whether a network run gives each group of threads its own share of the batch (the batch and the threads divided
    * by the same number; each share goes through the whole network on its own): BRAIN_LDM_SPLIT_BATCH (0 or 1) when
-   * the backend was created, else on. Threads then read only activations they wrote, which keeps a 2-core VM whose
-   * cores sit on different dies as fast as one whose cores share a cache.
+   * the backend was created, else on for native and off for wasm (slower there). Threads then read only activations
+   * they wrote, which keeps a 2-core VM whose cores sit on different dies as fast as one whose cores share a cache.
    */
   splitBatch: boolean;
   /** Arithmetic of the convolutions (see BackendOptions.precision). */
