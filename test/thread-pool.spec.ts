@@ -10,7 +10,7 @@ import test from 'ava';
 import type { Backend, DeviceTensor } from '../ts/backend/types.js';
 import { createBackend } from '../ts/backend/select.js';
 import { randn } from './helpers/reference.js';
-import { testBackends } from './helpers/backends.js';
+import { testBackends, withEnvVar } from './helpers/backends.js';
 
 // Native (its best ISA) and the wasm threads build: the backends whose pools have workers.
 const POOLED = [
@@ -18,17 +18,7 @@ const POOLED = [
   ...testBackends().filter((b) => b.name === 'wasm-simd-threads'),
 ];
 
-async function withSpinEnv<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
-  const before = process.env.BRAIN_LDM_SPIN_US;
-  if (value === undefined) delete process.env.BRAIN_LDM_SPIN_US;
-  else process.env.BRAIN_LDM_SPIN_US = value;
-  try {
-    return await fn();
-  } finally {
-    if (before === undefined) delete process.env.BRAIN_LDM_SPIN_US;
-    else process.env.BRAIN_LDM_SPIN_US = before;
-  }
-}
+const withSpinEnv = <T>(value: string | undefined, fn: () => Promise<T>) => withEnvVar('BRAIN_LDM_SPIN_US', value, fn);
 
 /**
  * 120 short calls, each a convolution whose output (normalised, so it stays finite) feeds the next: every call

@@ -95,6 +95,19 @@ export async function withNativeBackend(t: import('ava').ExecutionContext, optio
   }
 }
 
+/** Runs fn with the environment variable `name` set to `value` (unset for undefined), then restores it. */
+export async function withEnvVar<T>(name: string, value: string | undefined, fn: () => Promise<T>): Promise<T> {
+  const saved = process.env[name];
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  try {
+    return await fn();
+  } finally {
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
+  }
+}
+
 /** An output tensor filled with NaN, so any element the kernel fails to write shows up. */
 export function poisoned(backend: Backend, shape: readonly number[]): DeviceTensor {
   const size = shape.reduce((a, b) => a * b, 1);

@@ -14,7 +14,7 @@ import type { Backend, BackendName, NetworkTensors } from '../../ts/backend/type
 import type { NetworkSpec } from '../../ts/bundle/model-bundle.js';
 import { createNetwork } from '../../ts/nets/network.js';
 import { randomNetworkWeights } from '../../ts/nets/random-weights.js';
-import { testBackends } from '../helpers/backends.js';
+import { testBackends, withEnvVar } from '../helpers/backends.js';
 import { firstDifference, relL2 } from '../helpers/reference.js';
 
 // 64 channels, so the 3x3x3 convolutions take Winograd at 16^3 and 8^3; cross-attention at the lower level reads the
@@ -54,17 +54,7 @@ function batch(items: number[], broadcastT = false): NetworkTensors {
   };
 }
 
-async function withEnv<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
-  const saved = process.env.BRAIN_LDM_SPLIT_BATCH;
-  if (value === undefined) delete process.env.BRAIN_LDM_SPLIT_BATCH;
-  else process.env.BRAIN_LDM_SPLIT_BATCH = value;
-  try {
-    return await fn();
-  } finally {
-    if (saved === undefined) delete process.env.BRAIN_LDM_SPLIT_BATCH;
-    else process.env.BRAIN_LDM_SPLIT_BATCH = saved;
-  }
-}
+const withEnv = <T>(value: string | undefined, fn: () => Promise<T>) => withEnvVar('BRAIN_LDM_SPLIT_BATCH', value, fn);
 
 /** Runs each input set on a fresh network of `backend` (weights from seed 21) and returns the outputs. */
 async function outputs(backend: Backend, runs: NetworkTensors[]): Promise<Float32Array[]> {
