@@ -205,7 +205,13 @@ export abstract class BackendBase<T extends BaseTensor> implements Backend {
     if (!(weights instanceof Map)) throw new TypeError(`createNetwork: argument 'weights' must be a Map of named tensors, got ${describe(weights)}`);
     for (const [name, w] of weights)
       if (!['F32', 'F16', 'BF16'].includes(w?.dtype)) throw new TypeError(`createNetwork: weight '${name}' has dtype ${describe(w?.dtype)}, expected F32, F16 or BF16`);
-    const raw = await this.enqueue(() => this.rawCreateNetwork(specText, weights));
+    return this.networkHandle(await this.enqueue(() => this.rawCreateNetwork(specText, weights)));
+  }
+
+  // A method of its own so the handle's closures do not share a scope with createNetwork's `weights`: V8 keeps a
+  // scope whole while any closure of it lives, and the wasm backend, which copies the weights into its heap, held
+  // the host copy (64 MiB for the default UNet) for the network's life.
+  private networkHandle(raw: RawNetwork): NetworkHandle {
     let disposed = false;
     const live = (op: string) => {
       if (disposed) throw new TypeError(`network.${op}: the network has been disposed`);

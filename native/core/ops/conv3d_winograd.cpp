@@ -419,6 +419,11 @@ BL_ISA_CLONES void transform_output(const WinoGeometry& g, const float* mc, int6
 // one fixed range per thread (PyTorch's forward 1.05x).
 constexpr int kPiecesPerThread = 4;
 constexpr int64_t kBlockBytes = int64_t(3) << 19;  // 1.5 MiB of this core's 2 MiB L2
+// Each block streams all of U past its lanes, so a block narrower than this spends more time reading U from L3 than
+// V's staying in L2 saves. wasm's 8-lane micro-tiles made blocks of 8 lanes from 128 input channels at F(4,3) (a 14 MB
+// U read 20 times per call at 128 -> 128, 16x20x16, batch 2); at 32 lanes that layer took 23.5 against 31.7 ms and the
+// default UNet's forward 266 against 291 ms (EPYC, wasm-simd-threads, two threads). AVX-512's 48-lane tiles are wider.
+constexpr int64_t kMinBlockLanes = 32;
 // Largest U the blocked schedule streams once per block (it has to stay in L3 between blocks).
 constexpr int64_t kFusedUBytes = int64_t(16) << 20;
 // Phased groups: transformed input + products of one group.
@@ -453,10 +458,11 @@ Status conv3d_winograd_m(Context& ctx, const Tensor& x, const Tensor& weight, co
   const int64_t f32 = sizeof(float);
 
   // Tile rows per block: the block's V (alpha^3 points x cin x lanes) stays within about kBlockBytes, so it is still
-  // in L2 when the products of every output-channel block read it; among the row counts that fit, the one whose lanes
-  // fill the micro-tiles best (padding lanes cost products).
+  // in L2 when the products of every output-channel block read it, but has at least kMinBlockLanes lanes; among the
+  // row counts that fit, the one whose lanes fill the micro-tiles best (padding lanes cost products).
   const int64_t total_rows = g.slices * g.ty;
-  const int64_t max_lanes = std::max<int64_t>(tb, kBlockBytes / (kPoints * g.cin * f32) / tb * tb);
+  const int64_t max_lanes =
+      std::max(round_up(kMinBlockLanes, tb), kBlockBytes / (kPoints * g.cin * f32) / tb * tb);
   const int64_t max_rows = std::min(total_rows, std::max<int64_t>(1, max_lanes / g.tx));
   int64_t block_rows = 1;
   double best = 0;
