@@ -437,11 +437,13 @@ constexpr int64_t kUSliceBytes = int64_t(128) << 20;
 // (288 tiles), +163 MiB peak RSS for a part of a percent of its time.
 constexpr int64_t kKeepUOutputs = 2048 * 8;
 constexpr int64_t kKeepUBytes = int64_t(16) << 20;
-// wasm keeps less: its heap never shrinks, and with F(4,3) down to 8x10x8 (no fused multiply-add there) the default
+// wasm keeps none: its heap never shrinks, and with F(4,3) down to 8x10x8 (no fused multiply-add there) the default
 // UNet's kept U came to 230 MB, its forward's peak RSS 540 MiB against PyTorch's 399. Keeping U up to 4 MiB (the
-// 4x5x4 and 64-channel layers) gave 380 MiB for about 5% of the forward's time (default UNet, EPYC, wasm threads,
-// 345 -> ~370 ms; keeping none: 309 MiB, ~380 ms).
-constexpr int64_t kKeepUBytesWasm = int64_t(4) << 20;
+// 4x5x4 and 64-channel layers) once saved about 5% of the forward; since the spill-free micro-tile and blocks of at
+// least kMinBlockLanes it saves nothing: keeping none against up to 4 MiB, default UNet, EPYC, wasm threads, two
+// threads, three alternations, 268-273 against 269-273 ms (calm minutes) and 330 against 323 (slow), peak RSS
+// 331-336 against 394-401 MiB.
+constexpr int64_t kKeepUBytesWasm = 0;
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
