@@ -5,7 +5,9 @@
  * bench/pair_pytorch.py) and to PyTorch running the same 20 steps. One run, one machine.
  *
  *   npm run bench:pair -- [--generator models/default] [--config train/configs/cpu-reduced-2x-tuned.yaml] [--count 4]
- *                         [--threads 2] [--markdown FILE]
+ *                         [--threads 2] [--markdown FILE] [--wasm]
+ *
+ * --wasm adds brain-ldm on wasm simd+threads (fp32), the backend CI jobs and browsers run.
  *
  * --config must describe the generator's networks: the default is the config of models/default's four networks
  * (v6/v7: its mask stages are cpu-reduced-2x-tuned's; its image stages, kept from v4, have the same networks there).
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     count: { type: 'string', default: '4' },
     threads: { type: 'string', default: '2' },
     markdown: { type: 'string' },
+    wasm: { type: 'boolean', default: false },
   },
 });
 const python = process.env.PYTHON ?? join(root, '.venv/bin/python');
@@ -36,12 +39,12 @@ function run(cmd: string, args: string[]): string {
 }
 
 /** Seconds per pair from `generate`'s own "generated N samples ... in T s" (model loading excluded). */
-function brainLdmSecondsPerPair(precision: string): number {
-  const out = mkdtempSync(join(tmpdir(), `brain-ldm-pair-${precision}-`));
+function brainLdmSecondsPerPair(precision: string, backend: string): number {
+  const out = mkdtempSync(join(tmpdir(), `brain-ldm-pair-${backend}-${precision}-`));
   try {
     const count = Number(values.count);
     const text = run(process.execPath, [join(root, 'bin/brain-ldm.mjs'), 'generate', values.generator!, '--out', join(out, 'pairs'),
-      '--count', String(count), '--ventricle-volume', '80', '--threads', values.threads!, '--precision', precision, '--backend', 'native']);
+      '--count', String(count), '--ventricle-volume', '80', '--threads', values.threads!, '--precision', precision, '--backend', backend]);
     const m = /generated (\d+) samples? into .* in ([\d.]+) s/.exec(text);
     if (!m) throw new Error(`no timing line in generate's output: ${text.slice(-300)}`);
     return Number(m[2]) / Number(m[1]);
@@ -58,12 +61,15 @@ function pytorch(precision: string): TorchResult {
 
 const rows: string[] = [];
 const brain: Record<string, number> = {};
-for (const precision of ['fp32', 'bf16']) {
+const brainRuns: Array<[string, string]> = [['native', 'fp32'], ['native', 'bf16'], ...(values.wasm ? [['wasm-simd-threads', 'fp32'] as [string, string]] : [])];
+for (const [backend, precision] of brainRuns) {
+  const label = `brain-ldm ${backend} ${precision}`;
   try {
-    brain[precision] = brainLdmSecondsPerPair(precision);
-    rows.push(`| brain-ldm native ${precision}, DPM-Solver++ 20 steps + CFG, files written | ${brain[precision].toFixed(2)} | measured (${values.count} pairs) |`);
+    const seconds = brainLdmSecondsPerPair(precision, backend);
+    if (backend === 'native') brain[precision] = seconds;
+    rows.push(`| ${label}, DPM-Solver++ 20 steps + CFG, files written | ${seconds.toFixed(2)} | measured (${values.count} pairs) |`);
   } catch (e) {
-    rows.push(`| brain-ldm native ${precision} | failed: ${(e as Error).message.split('\n')[0].slice(0, 120)} | |`);
+    rows.push(`| ${label} | failed: ${(e as Error).message.split('\n')[0].slice(0, 120)} | |`);
   }
 }
 const torchRuns: TorchResult[] = [];
