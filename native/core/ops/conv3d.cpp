@@ -379,7 +379,7 @@ int winograd_tile_for(const Context& ctx, const Tensor& x, const Tensor& weight,
   const int64_t cin = weight.shape[1], cout = weight.shape[0];
   const bool keeps = p.packed != nullptr;
   const int fp32_tile = winograd_tile(cin, cout, x.shape[0], out, false, ctx.kernels().isa == Isa::WasmSimd128, keeps,
-                                      ctx.threads());
+                                      ctx.threads(), bf != nullptr);
   // In a bf16 context F(4,3) still computes in fp32 (conv3d_winograd.cpp), and where it pays it beats the bf16
   // products: its 8x fewer multiplies outrun the dot-product kernels' 2x rate, and its error is fp32's.
   if (!bf || fp32_tile == 4) return fp32_tile;

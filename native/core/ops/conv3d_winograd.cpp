@@ -781,7 +781,19 @@ bool winograd_applies(const Tensor& weight, const Conv3dParams& p) {
 // before the blocked schedule; F(4,3) now pays from 16 channels: winograd_tile.)
 // Below ~64 output tiles (4x5x4 with batch 2: 24) the per-call weight transform outweighs the products it saves
 // (bench/conv3d-algorithms.bench.ts: 128 -> 128 @4x5x4 direct 3.5 ms, Winograd 4.4 ms).
-bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles) { return cin >= 64 && cout >= 64 && tiles >= 64; }
+bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles, int64_t min_tiles) {
+  return cin >= 64 && cout >= 64 && tiles >= min_tiles;
+}
+
+// The fewest tiles from which Winograd beats the direct convolution. 64 where every call transforms the weights, as
+// runOp on two threads measured it (above). Half that where a network layer keeps its U (kKeepUOutputs, kKeepUBytes)
+// or a single thread takes all the tiles. The shipped generator's networks, `brain-ldm run-network --repeat 15`, EPYC,
+// two threads, two alternations: its image UNet (batch 1, eleven narrow layers at 12x16x12, 36 tiles of 4^3, and
+// 64-channel ones at 6x8x6, 36 tiles of 2^3) 28.6-28.9 -> 20.8-20.9 ms; its mask UNet (batch 2 as two one-thread
+// shares) 56.8-57.2 -> 43.2-44.2 ms; 16 tiles gave the same. On one thread with U made every call (runOp, batch 1,
+// `bench/conv3d-algorithms.bench.ts --threads 1 --batch 1 --algs 1,3,2,4`) Winograd still won 1.6-2.6x there:
+// 33 -> 16 @12x16x12 direct 0.9, F(4,3) 0.5 ms; 96 -> 32 @12x16x12 4.5 -> 1.8; 64 -> 64 @6x8x6 1.3 -> F(2,3) 0.5.
+int64_t winograd_min_tiles(bool keeps_u, int threads) { return keeps_u || threads <= 1 ? 32 : 64; }
 
 // F(4,3) where F(2,3) pays and
 //  - cin * cout / (cin + cout) >= 40, so the products outweigh the transforms (which cost per channel), or the
@@ -832,7 +844,7 @@ bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles) { return cin >= 64 
 // (11.9-12.9 + 6.3-6.6 -> 7.5 + 4.0 ms), but its kept fp32 U raised the forward's peak RSS from 380 to 420 MiB, past
 // PyTorch's 404, for 3% of the forward, so fp32 keeps the gathered convolution there.
 int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3], bool bf16, bool no_fma,
-                  bool keeps_weights, int threads) {
+                  bool keeps_weights, int threads, bool bf16_context) {
   int64_t tiles2 = batch, tiles4 = batch;
   for (int i = 0; i < 3; ++i) {
     tiles2 *= (out[i] + 1) / 2;
@@ -845,7 +857,7 @@ int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3]
     return cin >= 64 && cout >= 64 ? 2 : 0;
   }
   // Narrow layers (16 to 63 channels on a side, as in the shipped generator's networks) take F(4,3) where it has
-  // 64 tiles, else no Winograd. runOp, U made every call, the EPYC, fp32, two threads, median of 5-9 ms, direct
+  // 64 tiles (32 where the layer keeps U or on one thread: winograd_min_tiles), else no Winograd. runOp, U made every call, the EPYC, fp32, two threads, median of 5-9 ms, direct
   // (auto before) -> F(2,3) -> F(4,3), `bench/conv3d-algorithms.bench.ts --algs 0,2,4 --shapes ...`:
   //   batch 2: 16 -> 16 @24x32x24  3.0 -> 2.2 -> 1.7    32 -> 32 @24x32x24   10.8 -> 6.4 -> 3.5
   //            48 -> 16 @24x32x24  8.4 -> 5.5 -> 3.2    16 -> 32 @12x16x12 (72 tiles)  1.0 -> 1.0 -> 0.6
@@ -855,8 +867,16 @@ int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3]
   //            16 -> 48 @48x64x48  31.3 -> 28.3 -> 13.2  33 -> 16 @12x16x12 (36 tiles)  0.6 -> 1.4 -> 0.9 (none)
   // All within 5.4e-6 of the direct convolution.
   const bool narrow = (cin < 64 || cout < 64) && cin >= 16 && cout >= 16;
-  if (narrow && !bf16) return tiles4 >= 64 && 216 * tiles4 * 10 <= 64 * tiles2 * 6 ? 4 : 0;
-  if (!winograd_pays(cin, cout, tiles2))
+  // Whether a network layer keeps F(2,3)'s and F(4,3)'s U (conv3d_winograd_m's keep_u).
+  const bool keeps2 = keeps_weights && tiles2 * 8 < kKeepUOutputs && 64 * cin * cout * 4 <= kKeepUBytes;
+  const bool keeps4 = keeps_weights && tiles4 * 64 < kKeepUOutputs && 216 * cin * cout * 4 <= kKeepUBytes;
+  // In a bf16 context the alternative is the bf16 direct convolution, which kept the 64: the shipped image UNet
+  // (batch 1, two threads) ran 16.4-16.6 ms with it and 17.3-25.0 with fp32 F(4,3) from 32 tiles.
+  if (narrow && !bf16)
+    return tiles4 >= (bf16_context ? 64 : winograd_min_tiles(keeps4, threads)) && 216 * tiles4 * 10 <= 64 * tiles2 * 6
+               ? 4
+               : 0;
+  if (!winograd_pays(cin, cout, tiles2, winograd_min_tiles(keeps2, threads)))
     return bf16 && keeps_weights && cin >= 64 && cout >= 64 && tiles2 >= 8 && 64 * cin * cout * 4 <= kKeepUBytes ? 2 : 0;
   if (bf16) return 2;
   const bool products_lead = cin * cout >= 40 * (cin + cout);
