@@ -870,12 +870,12 @@ int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3]
   // Whether a network layer keeps F(2,3)'s and F(4,3)'s U (conv3d_winograd_m's keep_u).
   const bool keeps2 = keeps_weights && tiles2 * 8 < kKeepUOutputs && 64 * cin * cout * 4 <= kKeepUBytes;
   const bool keeps4 = keeps_weights && tiles4 * 64 < kKeepUOutputs && 216 * cin * cout * 4 <= kKeepUBytes;
-  // In a bf16 context the alternative is the bf16 direct convolution, which kept the 64: the shipped image UNet
-  // (batch 1, two threads) ran 16.4-16.6 ms with it and 17.3-25.0 with fp32 F(4,3) from 32 tiles.
-  if (narrow && !bf16)
-    return tiles4 >= (bf16_context ? 64 : winograd_min_tiles(keeps4, threads)) && 216 * tiles4 * 10 <= 64 * tiles2 * 6
-               ? 4
-               : 0;
+  // In a bf16 context the alternative is the bf16 direct convolution, which beats fp32 F(4,3) from a kept U on two
+  // threads (the shipped image UNet, batch 1: 16.4-16.6 ms, against 17.3-25.0 with F(4,3) from 32 tiles) but not on
+  // one: the mask UNet's one-thread shares ran its three narrow layers at 12x16x12 in 5.6 ms bf16 direct against
+  // 3.4 ms F(4,3) (BRAIN_LDM_PROFILE), the forward 39.4-39.6 ms against 41.4-41.9 in two of three alternations.
+  const int64_t narrow_min_tiles = winograd_min_tiles(keeps4 && !bf16_context, threads);
+  if (narrow && !bf16) return tiles4 >= narrow_min_tiles && 216 * tiles4 * 10 <= 64 * tiles2 * 6 ? 4 : 0;
   if (!winograd_pays(cin, cout, tiles2, winograd_min_tiles(keeps2, threads)))
     return bf16 && keeps_weights && cin >= 64 && cout >= 64 && tiles2 >= 8 && 64 * cin * cout * 4 <= kKeepUBytes ? 2 : 0;
   if (bf16) return 2;
