@@ -418,7 +418,10 @@ BL_ISA_CLONES void transform_output(const WinoGeometry& g, const float* mc, int6
 // VM, in the minutes it ran slow, the default UNet's layers at 4x5x4 took 2.2x their time in the fast minutes with
 // one fixed range per thread (PyTorch's forward 1.05x).
 constexpr int kPiecesPerThread = 4;
-constexpr int64_t kBlockBytes = int64_t(3) << 19;  // 1.5 MiB of this core's 2 MiB L2
+// 1.5 MiB of a Sapphire Rapids core's 2 MiB L2, where it was tuned. The EPYC's Zen 4 cores have 1 MiB, but 768 KiB
+// there gave the same times (default UNet fp32 113.1-115.1 against 114.5-115.9 ms; the generator's UNets within
+// noise): AVX-512's 48-lane tiles and kMinBlockLanes floor most blocks' size anyway.
+constexpr int64_t kBlockBytes = int64_t(3) << 19;
 // Each block streams all of U past its lanes, so a block narrower than this spends more time reading U from L3 than
 // V's staying in L2 saves. wasm's 8-lane micro-tiles made blocks of 8 lanes from 128 input channels at F(4,3) (a 14 MB
 // U read 20 times per call at 128 -> 128, 16x20x16, batch 2); at 32 lanes that layer took 23.5 against 31.7 ms and the
