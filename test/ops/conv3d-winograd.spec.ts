@@ -131,12 +131,14 @@ eachBackend('conv3d auto takes F(4,3) where it pays and F(2,3) on small volumes'
 
 // Few tiles (winograd_min_tiles): on one thread Winograd pays from 32 tiles, where two threads making U every call
 // (runOp) keep the direct or gathered convolution below 64: a narrow 32 -> 32 layer at 12x16x12 (36 tiles of 4^3)
-// takes F(4,3), and 64 -> 64 at 6x8x6 (36 tiles of 2^3) takes F(2,3). A bf16 context takes the narrow layer's fp32
-// F(4,3) on one thread too (its F(2,3) case is bf16 products, not checked here).
-test('conv3d auto on one thread takes Winograd from 32 tiles, two threads not below 64 (native)', async (t) => {
+// takes F(4,3), and 64 -> 64 at 6x8x6 (36 tiles of 2^3) takes F(2,3). One thread also takes F(4,3) over F(2,3) from
+// 32 tiles: 64 -> 64 at 12x16x12 (36 tiles of 4^3; two threads: F(2,3)). A bf16 context takes the fp32 F(4,3) on one
+// thread too (its F(2,3) case is bf16 products, not checked here).
+test('conv3d auto on one thread takes Winograd and F(4,3) from 32 tiles, two threads not below 64 (native)', async (t) => {
   const cases: Array<{ c: Case; alg: number }> = [
     { c: { title: '', x: [1, 32, 12, 16, 12], cout: 32, bias: true, before: [1, 1, 1], after: [1, 1, 1] }, alg: 4 },
     { c: { title: '', x: [1, 64, 6, 8, 6], cout: 64, bias: true, before: [1, 1, 1], after: [1, 1, 1] }, alg: 2 },
+    { c: { title: '', x: [1, 64, 12, 16, 12], cout: 64, bias: true, before: [1, 1, 1], after: [1, 1, 1] }, alg: 4 },
   ];
   for (const [threads, precision] of [[1, 'fp32'], [2, 'fp32'], [1, 'bf16'], [2, 'bf16']] as const) {
     await withNativeBackend(t, { threads, precision }, async (backend) => {
@@ -148,7 +150,7 @@ test('conv3d auto on one thread takes Winograd from 32 tiles, two threads not be
         const auto = await conv(backend, xt, wt, bt, c, c.x, 0), wino = await conv(backend, xt, wt, bt, c, c.x, alg);
         const where = `${precision}, ${c.x[1]} channels at ${c.x.slice(2).join('x')}`;
         if (threads === 1) t.is(firstDifference(auto, wino), -1, `one thread, ${where}: the F(${alg},3) bytes`);
-        else t.not(firstDifference(auto, wino), -1, `two threads, ${where}: not Winograd`);
+        else t.not(firstDifference(auto, wino), -1, `two threads, ${where}: not F(${alg},3)`);
         t.true(relL2(auto, wino) <= (precision === 'bf16' ? 1e-2 : 1e-5));
       }
     });
