@@ -31,13 +31,14 @@ maybe('threads and ISA follow options and are validated', async (t) => {
 
 maybe('ops run off the event loop: timers fire while a long convolution computes', async (t) => {
   const b = new NativeBackend({ threads: 1, isa: 'scalar' });
-  const x = b.tensor([1, 8, 32, 32, 32], randn(8 * 32 ** 3, 3));
+  const x = b.tensor([1, 8, 64, 64, 64], randn(8 * 64 ** 3, 3));
   const w = b.tensor([128, 8, 3, 3, 3], randn(128 * 8 * 27, 4));
   let ticks = 0;
   const timer = setInterval(() => ticks++, 5);
   const t0 = performance.now();
-  // 8 input channels: below Winograd's 16, so the direct convolution, long enough to observe.
-  await b.conv3d(x, w, null, { padding: 1 });
+  // Stride 2: never Winograd, so the direct convolution (32^3 outputs from 8 channels, 0.9 G multiply-adds), long
+  // enough to observe.
+  await b.conv3d(x, w, null, { padding: 1, stride: 2 });
   const elapsed = performance.now() - t0;
   clearInterval(timer);
   t.true(elapsed > 50, `conv took ${elapsed} ms, too short to observe`);

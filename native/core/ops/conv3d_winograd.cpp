@@ -854,14 +854,15 @@ int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3]
     tiles4 *= (out[i] + 3) / 4;
   }
   if (no_fma && !bf16) {
-    if (cin < 16 || cout < 16 || tiles2 < 16) return 0;
+    if (tiles2 < 16) return 0;
     const bool little_waste = 216 * tiles4 * 10 <= 64 * tiles2 * 6;
     if (tiles4 >= 16 && little_waste) return 4;
     return cin >= 64 && cout >= 64 ? 2 : 0;
   }
-  // Narrow layers (16 to 63 channels on a side, as in the shipped generator's networks) take F(4,3) where it has
-  // 64 tiles (32 where the layer keeps U or on one thread: winograd_min_tiles), else no Winograd. runOp, U made every call, the EPYC, fp32, two threads, median of 5-9 ms, direct
-  // (auto before) -> F(2,3) -> F(4,3), `bench/conv3d-algorithms.bench.ts --algs 0,2,4 --shapes ...`:
+  // Narrow layers (fewer than 64 channels on a side, as in the shipped generator's networks) take F(4,3) where it has
+  // 64 tiles (32 where the layer keeps U or on one thread: winograd_min_tiles), else no Winograd. runOp, U made every
+  // call, the EPYC, fp32, two threads, median of 5-9 ms, direct (auto before) -> F(2,3) -> F(4,3),
+  // `bench/conv3d-algorithms.bench.ts --algs 0,2,4 --shapes ...`:
   //   batch 2: 16 -> 16 @24x32x24  3.0 -> 2.2 -> 1.7    32 -> 32 @24x32x24   10.8 -> 6.4 -> 3.5
   //            48 -> 16 @24x32x24  8.4 -> 5.5 -> 3.2    16 -> 32 @12x16x12 (72 tiles)  1.0 -> 1.0 -> 0.6
   //            32 -> 32 @12x16x12  1.8 -> 1.3 -> 0.8    96 -> 32 @12x16x12    4.7 -> 2.1 -> 2.0
@@ -869,7 +870,13 @@ int winograd_tile(int64_t cin, int64_t cout, int64_t batch, const int64_t out[3]
   //   batch 1: 48 -> 48 @48x64x48  89.2 -> 43.4 -> 25.4  33 -> 16 @48x64x48  22.5 -> 16.6 -> 10.1
   //            16 -> 48 @48x64x48  31.3 -> 28.3 -> 13.2  33 -> 16 @12x16x12 (36 tiles)  0.6 -> 1.4 -> 0.9 (none)
   // All within 5.4e-6 of the direct convolution.
-  const bool narrow = (cin < 64 || cout < 64) && cin >= 16 && cout >= 16;
+  // Down to one channel a side (the first and last convolutions, latent and image channels), direct -> F(4,3), same
+  // bench, ms: two threads, batch 2: 3 -> 64 @16x20x16 0.8 -> 0.5, 64 -> 3 1.9 -> 1.2, 4 -> 16 @24x32x24 0.9 -> 0.6,
+  // 16 -> 4 1.5 -> 0.9, 8 -> 1 @16^3 0.2 -> 0.1, 1 -> 8 even; batch 1: 32 -> 1 @48x64x48 19.4 -> 6.7, 4 -> 48
+  // @24x32x24 1.2 -> 0.7, 16 -> 6 @12x16x12 0.7 -> 0.2; one thread, batch 1: 16 -> 4 @24x32x24 1.6 -> 1.1, 64 -> 3
+  // @16x20x16 1.8 -> 1.0. wasm alike (16 -> 4 @24x32x24 4.6 -> 1.4). Not in a bf16 context, whose direct convolution
+  // beat or matched the fp32 F(4,3) there (4 -> 16 @24x32x24 0.6 against 1.4, 64 -> 3 1.0 against 1.1).
+  const bool narrow = (cin < 64 || cout < 64) && (!bf16_context || (cin >= 16 && cout >= 16));
   // Whether a network layer keeps F(2,3)'s and F(4,3)'s U (conv3d_winograd_m's keep_u).
   const bool keeps2 = keeps_weights && tiles2 * 8 < kKeepUOutputs && 64 * cin * cout * 4 <= kKeepUBytes;
   const bool keeps4 = keeps_weights && tiles4 * 64 < kKeepUOutputs && 216 * cin * cout * 4 <= kKeepUBytes;
