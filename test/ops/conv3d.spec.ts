@@ -35,8 +35,8 @@ cases.forEach((c, i) => {
     const got = y.read() as Float32Array;
     const err = relL2(got, ref.data);
     t.true(err <= 1e-5, `relative L2 error ${err}`);
-    // wasm simd128 runs 32 -> 32 on 12^3 with Winograd F(4,3) (from 16 channels and 16 tiles where there is no fused
-    // multiply-add: ops/conv3d_winograd.cpp), whose rounding scales with the output's magnitude, not each element's.
+    // wasm simd128 runs 32 -> 32 on 12^3 with Winograd F(4,3) (from 16 tiles where there is no fused multiply-add:
+    // ops/conv3d_winograd.cpp), whose rounding scales with the output's magnitude, not each element's.
     const winograd = backend.info().isa === 'simd128' && c.w[0] >= 16 && c.w[1] >= 16 && c.w[2] === 3 && c.stride[0] === 1 && c.x[2] >= 12;
     const abs = winograd ? 1e-4 * Math.sqrt(ref.data.reduce((a, v) => a + v * v, 0) / ref.data.length) : 1e-4;
     t.true(maxScaledError(got, ref.data, abs, 1e-4) <= 1, `every element within ${abs.toExponential(1)} abs + 1e-4 rel`);

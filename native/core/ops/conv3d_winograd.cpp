@@ -781,7 +781,7 @@ bool winograd_applies(const Tensor& weight, const Conv3dParams& p) {
 
 // Measured on the 2-core EPYC (bench/conv3d-algorithms.bench.ts): 2.5-4x faster from 128 channels up,
 // about even at 64, slower at 32 and below, where the transforms cost as much as the products. (That was F(2,3)
-// before the blocked schedule; F(4,3) now pays from 16 channels: winograd_tile.)
+// before the blocked schedule; layers narrower than 64 channels now take F(4,3) down to one channel: winograd_tile.)
 // Below ~64 output tiles (4x5x4 with batch 2: 24) the per-call weight transform outweighs the products it saves
 // (bench/conv3d-algorithms.bench.ts: 128 -> 128 @4x5x4 direct 3.5 ms, Winograd 4.4 ms).
 bool winograd_pays(int64_t cin, int64_t cout, int64_t tiles, int64_t min_tiles) {
